@@ -1,0 +1,523 @@
+//! Natural numbers in base 10^14 (little-endian `u64` limbs) and the handful of
+//! operations the Chudnovsky evaluation needs: addition, subtraction,
+//! schoolbook and NTT multiplication, Newton reciprocal and inverse square
+//! root. Working in a decimal base makes the final digit output a plain
+//! formatting pass, with no radix conversion.
+//!
+//! A number is a `Vec<u64>` whose limbs are all below [`BASE`] and whose last
+//! (most significant) limb is non-zero; zero is the empty vector.
+
+use std::cmp::Ordering;
+
+use crate::ntt;
+
+/// The limb radix, 10^14: the largest power of ten for which the NTT's two
+/// primes (product ≈ 2^123) hold sums of two convolutions of up to 2^28 limbs
+/// (n·B² ≤ 2^121), and whose square fits easily in a u128.
+pub(crate) const BASE: u64 = 100_000_000_000_000;
+/// Decimal digits per limb.
+pub(crate) const LIMB_DIGITS: usize = 14;
+/// Below this many limbs in the shorter factor, schoolbook beats the NTT.
+pub(crate) const NTT_THRESHOLD: usize = 96;
+
+pub(crate) type Limb = u64;
+pub(crate) type Nat = Vec<Limb>;
+
+pub(crate) fn trim(v: &mut Nat) {
+    while v.last() == Some(&0) {
+        v.pop();
+    }
+}
+
+pub(crate) fn from_u128(mut x: u128) -> Nat {
+    let mut v = Vec::new();
+    while x > 0 {
+        v.push((x % BASE as u128) as Limb);
+        x /= BASE as u128;
+    }
+    v
+}
+
+/// B^k.
+fn pow_base(k: usize) -> Nat {
+    let mut v = vec![0; k + 1];
+    v[k] = 1;
+    v
+}
+
+pub(crate) fn cmp(a: &[Limb], b: &[Limb]) -> Ordering {
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.iter().rev().cmp(b.iter().rev()))
+}
+
+pub(crate) fn add(a: &[Limb], b: &[Limb]) -> Nat {
+    let (a, b) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    let mut r = Vec::with_capacity(a.len() + 1);
+    let mut carry = 0;
+    for (i, &x) in a.iter().enumerate() {
+        let mut s = x + carry + b.get(i).copied().unwrap_or(0);
+        carry = 0;
+        if s >= BASE {
+            s -= BASE;
+            carry = 1;
+        }
+        r.push(s);
+    }
+    if carry > 0 {
+        r.push(carry);
+    }
+    r
+}
+
+/// a − b, for a ≥ b.
+pub(crate) fn sub(a: &[Limb], b: &[Limb]) -> Nat {
+    debug_assert!(cmp(a, b) != Ordering::Less);
+    let mut r = Vec::with_capacity(a.len());
+    let mut borrow = 0;
+    for (i, &x) in a.iter().enumerate() {
+        let y = b.get(i).copied().unwrap_or(0) + borrow;
+        if x >= y {
+            r.push(x - y);
+            borrow = 0;
+        } else {
+            r.push(x + BASE - y);
+            borrow = 1;
+        }
+    }
+    trim(&mut r);
+    r
+}
+
+/// |a − b| and whether a < b.
+fn abs_diff(a: &[Limb], b: &[Limb]) -> (bool, Nat) {
+    match cmp(a, b) {
+        Ordering::Less => (true, sub(b, a)),
+        _ => (false, sub(a, b)),
+    }
+}
+
+pub(crate) fn mul_small(a: &[Limb], m: u64) -> Nat {
+    let mut r = Vec::with_capacity(a.len() + 2);
+    let mut carry = 0u128;
+    for &x in a {
+        let t = x as u128 * m as u128 + carry;
+        let (q, rem) = divrem_base(t);
+        r.push(rem);
+        carry = q;
+    }
+    while carry > 0 {
+        r.push((carry % BASE as u128) as Limb);
+        carry /= BASE as u128;
+    }
+    trim(&mut r);
+    r
+}
+
+/// q, r with v = q·B + r, for v < 2^126, by 64-bit divisions by a constant
+/// (which compile to a multiply) on 16-bit pieces, instead of a call to a
+/// 128-bit division routine.
+#[inline(always)]
+pub(crate) fn divrem_base(v: u128) -> (u128, Limb) {
+    let hi = (v >> 64) as u64;
+    let lo = v as u64;
+    let (q_hi, mut r) = (hi / BASE, hi % BASE);
+    let mut q_lo = 0u64;
+    // r < B < 2^47, so r·2^16 + piece < 2^63.
+    for shift in [48, 32, 16, 0] {
+        let t = (r << 16) | ((lo >> shift) & 0xffff);
+        q_lo = (q_lo << 16) | (t / BASE);
+        r = t % BASE;
+    }
+    (((q_hi as u128) << 64) | q_lo as u128, r)
+}
+
+/// a / d (truncated), 0 < d < 2^32.
+pub(crate) fn div_small(a: &[Limb], d: u32) -> Nat {
+    let mut r = vec![0; a.len()];
+    let mut rem = 0u128;
+    for i in (0..a.len()).rev() {
+        let t = rem * BASE as u128 + a[i] as u128;
+        r[i] = (t / d as u128) as Limb;
+        rem = t % d as u128;
+    }
+    trim(&mut r);
+    r
+}
+
+fn mul_schoolbook(a: &[Limb], b: &[Limb]) -> Nat {
+    let (a, b) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let mut r = Vec::with_capacity(a.len() + b.len());
+    let mut carry = 0u128;
+    // Column by column: each product is < 2^94 and a column has at most
+    // a.len() < NTT_THRESHOLD of them, so the u128 sum cannot overflow, and
+    // there is one division per output limb instead of one per product.
+    for k in 0..a.len() + b.len() - 1 {
+        let lo = k.saturating_sub(b.len() - 1);
+        let hi = k.min(a.len() - 1);
+        let mut col = carry;
+        for i in lo..=hi {
+            col += a[i] as u128 * b[k - i] as u128;
+        }
+        let (q, rem) = divrem_base(col);
+        r.push(rem);
+        carry = q;
+    }
+    r.push(carry as Limb);
+    r
+}
+
+pub(crate) fn mul(a: &[Limb], b: &[Limb]) -> Nat {
+    if a.is_empty() || b.is_empty() {
+        return Vec::new();
+    }
+    let mut r = if a.len().min(b.len()) < NTT_THRESHOLD {
+        mul_schoolbook(a, b)
+    } else {
+        ntt::mul(a, b)
+    };
+    trim(&mut r);
+    r
+}
+
+pub(crate) fn square(a: &[Limb]) -> Nat {
+    mul(a, a)
+}
+
+/// a / B^k (truncated).
+pub(crate) fn shr(a: &[Limb], k: usize) -> Nat {
+    a.get(k..).map(<[Limb]>::to_vec).unwrap_or_default()
+}
+
+/// a · B^k.
+pub(crate) fn shl(a: &[Limb], k: usize) -> Nat {
+    if a.is_empty() {
+        return Vec::new();
+    }
+    let mut r = vec![0; k];
+    r.extend_from_slice(a);
+    r
+}
+
+/// The top `k` limbs of a, and how many low limbs were dropped:
+/// a ≈ top · B^dropped.
+pub(crate) fn top(a: &[Limb], k: usize) -> (Nat, usize) {
+    let dropped = a.len().saturating_sub(k);
+    (a[dropped..].to_vec(), dropped)
+}
+
+/// floor(n / d) by schoolbook long division, one quotient limb at a time
+/// found by bisection. Only used on a few limbs (the base of [`recip`]).
+fn div_long(n: &[Limb], d: &[Limb]) -> Nat {
+    let mut q = vec![0; n.len()];
+    let mut rem: Nat = Vec::new();
+    for i in (0..n.len()).rev() {
+        rem.insert(0, n[i]);
+        trim(&mut rem);
+        let (mut lo, mut hi) = (0u64, BASE - 1);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if cmp(&mul_small(d, mid), &rem) != Ordering::Greater {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        q[i] = lo;
+        rem = sub(&rem, &mul_small(d, lo));
+    }
+    trim(&mut q);
+    q
+}
+
+/// An approximation of B^(2k) / x within a few units, where x has k limbs.
+///
+/// Newton's iteration r ← r + r·(1 − x·r), recursing on the top half of x
+/// (plus two limbs, so the squared error of the half-size result stays below
+/// one unit of the full-size one).
+pub(crate) fn recip(x: &[Limb]) -> Nat {
+    let k = x.len();
+    debug_assert!(k > 0 && x[k - 1] != 0);
+    if k <= 6 {
+        return div_long(&pow_base(2 * k), x);
+    }
+    let h = k / 2 + 2;
+    let rh = recip(&x[k - h..]); // ≈ B^(2h) / x_h
+    let y = mul(x, &rh); // ≈ B^(k+h)
+    let (neg, e) = abs_diff(&pow_base(k + h), &y);
+    // r = rh·B^(k−h) ± rh·e / B^(2h); the low h−1 limbs of e move the
+    // correction by less than one unit, so drop them before multiplying.
+    let c = shr(&mul(&rh, &shr(&e, h - 1)), h + 1);
+    let base = shl(&rh, k - h);
+    if neg {
+        sub(&base, &c)
+    } else {
+        add(&base, &c)
+    }
+}
+
+fn isqrt_u128(n: u128) -> u128 {
+    let mut r = (n as f64).sqrt() as u128;
+    while r * r > n {
+        r -= 1;
+    }
+    while (r + 1) * (r + 1) <= n {
+        r += 1;
+    }
+    r
+}
+
+/// An approximation of B^p / √a within a few units.
+///
+/// Newton's iteration y ← y + y·(1 − a·y²)/2 with precision doubling.
+pub(crate) fn inv_sqrt(a: u32, p: usize) -> Nat {
+    match p {
+        0 | 1 => {
+            let n = (BASE as u128 * BASE as u128) / a as u128;
+            let y1 = from_u128(isqrt_u128(n));
+            if p == 0 {
+                shr(&y1, 1)
+            } else {
+                y1
+            }
+        }
+        // One limb squared is not enough for two: two Newton steps from one.
+        2 => inv_sqrt_step(a, &inv_sqrt_step(a, &inv_sqrt(a, 1), 1, 2), 2, 2),
+        _ => {
+            let h = p / 2 + 1;
+            inv_sqrt_step(a, &inv_sqrt(a, h), h, p)
+        }
+    }
+}
+
+/// From yh ≈ B^h / √a to ≈ B^p / √a (h ≤ p ≤ 2h − 1 or p = h).
+fn inv_sqrt_step(a: u32, yh: &[Limb], h: usize, p: usize) -> Nat {
+    let (neg, e) = abs_diff(&pow_base(2 * h), &mul_small(&square(yh), a as u64));
+    // y_p = yh·B^(p−h) ± yh·e / (2·B^(3h−p))
+    let c = div_small(&shr(&mul(yh, &e), 3 * h - p), 2);
+    let base = shl(yh, p - h);
+    if neg {
+        sub(&base, &c)
+    } else {
+        add(&base, &c)
+    }
+}
+
+/// Decimal digits of a, most significant first, without leading zeros
+/// ("0" for zero).
+pub(crate) fn to_decimal(a: &[Limb]) -> String {
+    let Some((&hi, rest)) = a.split_last() else {
+        return "0".to_owned();
+    };
+    let mut s = String::with_capacity(a.len() * LIMB_DIGITS);
+    s.push_str(&hi.to_string());
+    for &limb in rest.iter().rev() {
+        let mut buf = [b'0'; LIMB_DIGITS];
+        let mut x = limb;
+        for d in buf.iter_mut().rev() {
+            *d = b'0' + (x % 10) as u8;
+            x /= 10;
+        }
+        s.push_str(std::str::from_utf8(&buf).expect("ASCII digits"));
+    }
+    s
+}
+
+/// A signed integer: sign and magnitude.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Int {
+    pub neg: bool,
+    pub mag: Nat,
+}
+
+impl Int {
+    pub(crate) fn from_i128(x: i128) -> Int {
+        Int {
+            neg: x < 0,
+            mag: from_u128(x.unsigned_abs()),
+        }
+    }
+
+    pub(crate) fn mul(&self, other: &Int) -> Int {
+        let mag = mul(&self.mag, &other.mag);
+        Int {
+            neg: !mag.is_empty() && self.neg != other.neg,
+            mag,
+        }
+    }
+
+    pub(crate) fn mul_nat(&self, other: &[Limb]) -> Int {
+        let mag = mul(&self.mag, other);
+        Int {
+            neg: !mag.is_empty() && self.neg,
+            mag,
+        }
+    }
+
+    pub(crate) fn add(&self, other: &Int) -> Int {
+        if self.neg == other.neg {
+            return Int {
+                neg: self.neg,
+                mag: add(&self.mag, &other.mag),
+            };
+        }
+        let (b_bigger, mag) = abs_diff(&self.mag, &other.mag);
+        let neg = if b_bigger { other.neg } else { self.neg };
+        Int {
+            neg: neg && !mag.is_empty(),
+            mag,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_str(s: &str) -> Nat {
+        let mut v: Nat = s
+            .as_bytes()
+            .rchunks(LIMB_DIGITS)
+            .map(|c| std::str::from_utf8(c).unwrap().parse::<Limb>().unwrap())
+            .collect();
+        trim(&mut v);
+        v
+    }
+
+    /// A deterministic pseudo-random number of `n` limbs.
+    fn pseudo(n: usize, seed: u64) -> Nat {
+        let mut s = seed;
+        let mut v: Nat = (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (s >> 8) % BASE
+            })
+            .collect();
+        if let Some(last) = v.last_mut() {
+            *last = (*last).max(1);
+        }
+        v
+    }
+
+    #[test]
+    fn ntt_matches_schoolbook() {
+        for &(n, m) in &[(48, 48), (50, 300), (1000, 999), (4096, 4096), (3000, 70)] {
+            let a = pseudo(n, n as u64);
+            let b = pseudo(m, 7 + m as u64);
+            let mut s = mul_schoolbook(&a, &b);
+            trim(&mut s);
+            let mut t = ntt::mul(&a, &b);
+            trim(&mut t);
+            assert_eq!(s, t, "{n}x{m}");
+        }
+        let max = vec![BASE - 1; 5000];
+        let mut s = mul_schoolbook(&max, &max);
+        trim(&mut s);
+        assert_eq!(mul(&max, &max), s);
+    }
+
+    #[test]
+    fn signed_sums_of_products() {
+        use crate::ntt::{sum_of_products, transform_len, Spectrum};
+        for &(la, lb, lc, ld) in &[
+            (60, 70, 65, 70),
+            (500, 400, 500, 400),
+            (1500, 100, 1499, 101),
+        ] {
+            let (a, b, c, d) = (pseudo(la, 1), pseudo(lb, 2), pseudo(lc, 3), pseudo(ld, 4));
+            let (ab, cd) = (mul_schoolbook(&a, &b), mul_schoolbook(&c, &d));
+            let (mut ab, mut cd) = (ab, cd);
+            trim(&mut ab);
+            trim(&mut cd);
+            let len = (la + lb).max(lc + ld);
+            let n = transform_len(len);
+            let spectra = [&a, &b, &c, &d].map(|x| Spectrum::new(x, n));
+            for subtract in [false, true] {
+                let (neg, mut got) = sum_of_products(
+                    &[
+                        (&spectra[0], &spectra[1], false),
+                        (&spectra[2], &spectra[3], subtract),
+                    ],
+                    len,
+                );
+                trim(&mut got);
+                let (want_neg, want) = if subtract {
+                    abs_diff(&ab, &cd)
+                } else {
+                    (false, add(&ab, &cd))
+                };
+                assert_eq!(
+                    (neg, got),
+                    (want_neg, want),
+                    "{la} {lb} {lc} {ld} {subtract}"
+                );
+                // And the other way round, so both signs are exercised.
+                let (neg, mut got) = sum_of_products(
+                    &[
+                        (&spectra[2], &spectra[3], false),
+                        (&spectra[0], &spectra[1], subtract),
+                    ],
+                    len,
+                );
+                trim(&mut got);
+                let (want_neg, want) = if subtract {
+                    abs_diff(&cd, &ab)
+                } else {
+                    (false, add(&ab, &cd))
+                };
+                assert_eq!(
+                    (neg, got),
+                    (want_neg, want),
+                    "swapped {la} {lb} {lc} {ld} {subtract}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn transform_lengths() {
+        use crate::ntt::transform_len;
+        assert_eq!(transform_len(96), 96);
+        assert_eq!(transform_len(97), 128);
+        assert_eq!(transform_len(129), 192);
+        assert_eq!(transform_len(1 << 20), 1 << 20);
+        assert_eq!(transform_len((1 << 20) + 1), 3 << 19);
+    }
+
+    #[test]
+    fn decimal_round_trip() {
+        let s = "12345678901234567890123456789";
+        assert_eq!(to_decimal(&from_str(s)), s);
+        assert_eq!(to_decimal(&[]), "0");
+        assert_eq!(to_decimal(&from_str("100000000000000")), "100000000000000");
+        assert_eq!(to_decimal(&from_str("99999999999999")), "99999999999999");
+    }
+
+    #[test]
+    fn reciprocal_is_within_a_few_units() {
+        for &k in &[1, 5, 7, 13, 64, 200, 1025] {
+            let x = pseudo(k, 99 + k as u64);
+            let r = recip(&x);
+            // x·r ≤ B^(2k) < x·(r + 1) up to a few units of r.
+            let lo = mul(&x, &sub(&r, &[8]));
+            let hi = mul(&x, &add(&r, &[8]));
+            let target = pow_base(2 * k);
+            assert_eq!(cmp(&lo, &target), Ordering::Less, "k={k}");
+            assert_eq!(cmp(&hi, &target), Ordering::Greater, "k={k}");
+        }
+    }
+
+    #[test]
+    fn inverse_square_root_is_within_a_few_units() {
+        for &p in &[1, 2, 3, 4, 5, 7, 50, 333] {
+            let y = inv_sqrt(10005, p);
+            let target = pow_base(2 * p);
+            let lo = mul_small(&square(&sub(&y, &[8])), 10005);
+            let hi = mul_small(&square(&add(&y, &[8])), 10005);
+            assert_eq!(cmp(&lo, &target), Ordering::Less, "p={p}");
+            assert_eq!(cmp(&hi, &target), Ordering::Greater, "p={p}");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! `fnhost`: serve WebAssembly HTTP functions from a Spin manifest, and change them live.
+//!
+//! This file is only the command line: `fnhost up` starts the host (see `up.rs`); the other
+//! subcommands are clients of a running host's admin API (see `client.rs`).
+
+use clap::{Parser, Subcommand};
+use fnhost::{client, up};
+
+#[derive(Parser)]
+#[command(
+    name = "fnhost",
+    version,
+    about = "Serve WebAssembly HTTP functions from a Spin manifest, with live updates"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the manifest's routes (and the admin API on its own listener).
+    Up(up::UpOptions),
+    /// Show every component's current, candidate and previous version.
+    Status(client::Target),
+    /// Replace a component's current version (rolling swap; the old one stays loaded for rollback).
+    Deploy(client::VersionArgs),
+    /// Send a share of traffic to a new candidate version.
+    Canary(client::CanaryArgs),
+    /// Load a candidate at 0% (reachable only with the `fnhost-version-pin: candidate` header).
+    Stage(client::VersionArgs),
+    /// Blue/green: make the candidate current at once; run again to switch back.
+    Switch(client::ComponentArgs),
+    /// Make the candidate the current version.
+    Promote(client::ComponentArgs),
+    /// Drop the candidate, or with none, return to the previous version.
+    Rollback(client::ComponentArgs),
+    /// Change the candidate's traffic share.
+    Weight(client::WeightArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(opts) => up::run(opts),
+        Command::Status(t) => client::status(t),
+        Command::Deploy(a) => client::version_op("deploy", a, None),
+        Command::Canary(a) => client::canary(a),
+        Command::Stage(a) => client::version_op("stage", a, None),
+        Command::Switch(a) => client::simple_op("switch", a),
+        Command::Promote(a) => client::simple_op("promote", a),
+        Command::Rollback(a) => client::simple_op("rollback", a),
+        Command::Weight(a) => client::weight(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Declarative updates: watch the manifest and the module files it names, and apply changes.
+//!
+//! A changed `source` (or a module file replaced in place) is a rolling swap; a changed
+//! `[component.NAME.tool.fnhost.candidate]` table canaries, stages, re-weights or removes the
+//! candidate. The same operations as the admin API are used, so a change that fails (bad
+//! manifest, half-written or broken module) is logged and the serving version stays. Events are
+//! debounced, and Kubernetes ConfigMap updates (an atomic `..data` symlink swap in the mounted
+//! directory) are seen because the manifest's directory is watched, not the file's inode.
+//! Only what changed since the last applied manifest (or module file) is acted on, so an admin
+//! API change is not undone by an unrelated event.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use notify::{RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+
+use crate::deployments::{CanaryPolicy, Deployments, VersionSpec};
+use crate::manifest::{self, App, ComponentSpec, Source};
+
+const DEBOUNCE: Duration = Duration::from_millis(400);
+
+/// What was last applied for one component: its manifest entry and the module digests.
+#[derive(Clone, PartialEq)]
+struct Applied {
+    spec: ComponentSpec,
+    current_sha: Option<String>,
+    candidate_sha: Option<String>,
+}
+
+pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -> Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(64);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(e) = event {
+            if !matches!(e.kind, notify::EventKind::Access(_)) {
+                let _ = tx.try_send(());
+            }
+        }
+    })?;
+    let mut watched = BTreeSet::new();
+    watch_dirs(&mut watcher, &mut watched, &manifest_path, app);
+    let mut applied: HashMap<String, Applied> = app
+        .components
+        .iter()
+        .map(|(id, spec)| (id.clone(), applied_now(spec)))
+        .collect();
+    let routes = app.routes.clone();
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            // Debounce: wait until events stop for a moment (an editor or kubelet writes several).
+            loop {
+                match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            let loaded = match manifest::load(&manifest_path) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "manifest change not applied; still serving the previous configuration");
+                    continue;
+                }
+            };
+            let app = loaded.app;
+            if app.routes != routes || app.components.keys().ne(applied.keys()) {
+                tracing::warn!("routes or the set of components changed in the manifest: restart fnhost to apply them; applying version changes to existing components");
+            }
+            watch_dirs(&mut watcher, &mut watched, &manifest_path, &app);
+            for (id, spec) in &app.components {
+                let Some(before) = applied.get(id).cloned() else {
+                    continue;
+                };
+                let now = applied_now(spec);
+                if now == before {
+                    continue;
+                }
+                deployments.set_limits(id, spec, &app.settings);
+                match apply_component(&deployments, id, spec, &before, &now).await {
+                    Ok(()) => {
+                        applied.insert(id.clone(), now);
+                    }
+                    // Not recorded as applied: the next event (e.g. the rest of a write) retries.
+                    Err(e) => {
+                        tracing::warn!(component = %id, error = %format!("{e:#}"), "module change not applied; the serving version stays")
+                    }
+                }
+            }
+        }
+        drop(watcher);
+    });
+    Ok(())
+}
+
+async fn apply_component(
+    deployments: &Deployments,
+    id: &str,
+    spec: &ComponentSpec,
+    before: &Applied,
+    now: &Applied,
+) -> Result<()> {
+    let current_spec = VersionSpec::current_of(spec);
+    if now.current_sha != before.current_sha
+        || current_spec != VersionSpec::current_of(&before.spec)
+    {
+        let version = deployments.load(id, current_spec, None).await?;
+        deployments.deploy(version).await?;
+    }
+    let cand_changed = now.candidate_sha != before.candidate_sha
+        || VersionSpec::candidate_of(spec) != VersionSpec::candidate_of(&before.spec);
+    match (&spec.candidate, VersionSpec::candidate_of(spec)) {
+        (Some(c), Some(cspec)) => {
+            let policy = CanaryPolicy {
+                weight: c.weight,
+                sticky: c.sticky.clone(),
+                guard: c.guard.clone(),
+            };
+            if cand_changed {
+                let version = deployments.load(id, cspec, None).await?;
+                deployments.set_candidate(version, policy).await?;
+            } else if before.spec.candidate.as_ref() != Some(c) {
+                deployments.set_policy(id, policy).await?;
+            }
+        }
+        _ => {
+            if before.spec.candidate.is_some() {
+                deployments.clear_candidate(id).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn applied_now(spec: &ComponentSpec) -> Applied {
+    Applied {
+        spec: spec.clone(),
+        current_sha: source_sha(&spec.source),
+        candidate_sha: spec.candidate.as_ref().and_then(|c| source_sha(&c.source)),
+    }
+}
+
+/// The digest of what a source names now: a file is hashed, a URL carries its digest.
+fn source_sha(source: &Source) -> Option<String> {
+    match source {
+        Source::Path(p) => std::fs::read(p)
+            .ok()
+            .map(|b| hex::encode(Sha256::digest(b))),
+        Source::Url { sha256, .. } => Some(sha256.clone()),
+        Source::Uploaded { sha256 } => Some(sha256.clone()),
+    }
+}
+
+fn watch_dirs(
+    watcher: &mut notify::RecommendedWatcher,
+    watched: &mut BTreeSet<PathBuf>,
+    manifest: &Path,
+    app: &App,
+) {
+    let mut dirs = BTreeSet::new();
+    if let Some(d) = manifest.parent() {
+        dirs.insert(d.to_path_buf());
+    }
+    for spec in app.components.values() {
+        for source in
+            std::iter::once(&spec.source).chain(spec.candidate.as_ref().map(|c| &c.source))
+        {
+            if let Source::Path(p) = source {
+                if let Some(d) = p.parent() {
+                    dirs.insert(d.to_path_buf());
+                }
+            }
+        }
+    }
+    for d in dirs {
+        if watched.contains(&d) {
+            continue;
+        }
+        match watcher.watch(&d, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                tracing::debug!(dir = %d.display(), "watching for changes");
+                watched.insert(d);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %d.display(), error = %e, "cannot watch directory; changes there will not be applied")
+            }
+        }
+    }
+}

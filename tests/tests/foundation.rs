@@ -1,0 +1,285 @@
+//! The host's foundation over real HTTP: routing, the pi contract, both wasi:http worlds,
+//! traps, manifest errors at start-up, the compiled-module cache and graceful shutdown.
+
+use std::time::Duration;
+
+use e2e::{pi_decimals, wasm, Host, Start, TempDir};
+
+const MANIFEST: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "e2e-foundation"
+[application.tool.fnhost]
+request_timeout = "5s"
+
+[[trigger.http]]
+route = "/api/v0/pi"
+component = "pi"
+
+[[trigger.http]]
+route = "/api/..."
+component = "faults"
+
+[[trigger.http]]
+route = "/p2/..."
+component = "hello"
+
+[component.pi]
+source = "pi_chudnovsky.wasm"
+
+[component.faults]
+source = "test_faults.wasm"
+environment = { FAULTS_VERSION = "granted-env" }
+
+[component.hello]
+source = "test_hello_p2.wasm"
+"#;
+
+fn fixture() -> TempDir {
+    let dir = TempDir::new("foundation");
+    dir.copy_in(&wasm("pi_chudnovsky"), "pi_chudnovsky.wasm");
+    dir.copy_in(&wasm("test_faults"), "test_faults.wasm");
+    dir.copy_in(&wasm("test_hello_p2"), "test_hello_p2.wasm");
+    dir.write("spin.toml", MANIFEST);
+    dir
+}
+
+#[test]
+fn routes_exact_wildcard_most_specific_and_404() {
+    let dir = fixture();
+    let host = Host::start(dir.path());
+
+    // Exact route beats the /api/... wildcard.
+    let r = host.get("/api/v0/pi?ndigits=5");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["pi"], "3.14159");
+    assert!(r.header("fnhost-version").unwrap().starts_with("pi@"));
+
+    // Wildcard: anything else under /api goes to the faults component (a WASIp3 component).
+    let r = host.get("/api/some/where/ok");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+    assert!(r.header("fnhost-version").unwrap().starts_with("faults@"));
+    let r = host.get("/api/v0/pi/extra/ok");
+    assert!(
+        r.header("fnhost-version").unwrap().starts_with("faults@"),
+        "a longer path is not the exact route"
+    );
+
+    // The WASIp2 component, under its own wildcard.
+    let r = host.get("/p2/hello?x=1");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().starts_with("hello from p2 /p2/hello?x=1"),
+        "{}",
+        r.text()
+    );
+
+    // No route: JSON 404 naming the path.
+    let r = host.get("/nothing/here");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.error(), "no route for /nothing/here");
+
+    // Health endpoints.
+    assert_eq!(host.get("/healthz").status, 200);
+    assert_eq!(host.get("/readyz").json()["ready"], true);
+    assert_eq!(host.get("/.well-known/spin/health").status, 200);
+}
+
+#[test]
+fn pi_contract_over_http() {
+    let dir = fixture();
+    let host = Host::start(dir.path());
+    for (query, n) in [
+        ("?ndigits=0", 0usize),
+        ("?ndigits=1", 1),
+        ("", 22),
+        ("?ndigits=99", 99),
+        ("?ndigits=1000", 1000),
+    ] {
+        let r = host.get(&format!("/api/v0/pi{query}"));
+        assert_eq!(r.status, 200, "{query}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let want_pi = if n == 0 {
+            "3".to_string()
+        } else {
+            format!("3.{}", pi_decimals(n))
+        };
+        // Exact bytes: keys in order, compact.
+        assert_eq!(
+            r.text(),
+            format!("{{\"ndigits\":{n},\"pi\":\"{want_pi}\"}}"),
+            "{query}"
+        );
+    }
+    let r = host.get("/api/v0/pi?ndigits=99");
+    assert!(
+        r.json()["pi"].as_str().unwrap().ends_with("342117067"),
+        "truncated, not rounded"
+    );
+    for bad in ["abc", "-1", "5.5", "", "1e6"] {
+        let r = host.get(&format!("/api/v0/pi?ndigits={bad}"));
+        assert_eq!(r.status, 400, "ndigits={bad}: {}", r.text());
+        assert!(
+            r.error().contains("ndigits"),
+            "error names the parameter: {}",
+            r.error()
+        );
+    }
+    let r = host.get("/api/v0/pi?NDIGITS=5");
+    assert_eq!(r.status, 400);
+    assert!(r.error().contains("NDIGITS"), "{}", r.error());
+}
+
+#[test]
+fn trap_and_panic_give_500_and_the_host_keeps_serving() {
+    let dir = fixture();
+    let host = Host::start(dir.path());
+    for path in ["/api/trap", "/api/panic", "/p2/trap"] {
+        let r = host.get(path);
+        assert_eq!(r.status, 500, "{path}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert!(r.error().contains("failed"), "{}", r.error());
+        let next = host.get("/api/ok");
+        assert_eq!(next.status, 200, "the request after {path}");
+    }
+    assert_eq!(host.get("/p2/after-trap").status, 200);
+}
+
+#[test]
+fn guests_see_only_what_the_manifest_grants() {
+    let dir = fixture();
+    let host = Host::start(dir.path());
+    let env = host.get("/api/env").json();
+    assert_eq!(env["FAULTS_VERSION"], "granted-env");
+    assert!(
+        env.get("PATH").is_none() && env.get("HOME").is_none(),
+        "host environment leaked: {env}"
+    );
+    let r = host.get("/api/files?path=/etc/passwd");
+    assert_eq!(r.status, 404, "no filesystem was granted: {}", r.text());
+    let r = host.get(&format!(
+        "/api/files?path={}",
+        dir.join("spin.toml").display()
+    ));
+    assert_eq!(r.status, 404, "host paths are invisible: {}", r.text());
+}
+
+#[test]
+fn manifest_errors_stop_start_up_with_a_clear_message() {
+    let cases: &[(&str, String, &[&str])] = &[
+        (
+            "bad toml",
+            "spin_manifest_version = 2\n[application\nname=1".to_string(),
+            &["spin.toml", "invalid TOML"],
+        ),
+        (
+            "unknown component",
+            MANIFEST.replace("component = \"hello\"", "component = \"nope\""),
+            &[
+                "spin.toml",
+                "trigger.http[2].component",
+                "unknown component \"nope\"",
+            ],
+        ),
+        (
+            "duplicate route",
+            MANIFEST.replace("route = \"/p2/...\"", "route = \"/api/...\""),
+            &["spin.toml", "duplicate route \"/api/...\""],
+        ),
+        (
+            "missing file",
+            MANIFEST.replace("test_hello_p2.wasm", "missing.wasm"),
+            &[
+                "spin.toml",
+                "component.hello.source",
+                "\"missing.wasm\" not found",
+            ],
+        ),
+        (
+            "not a component",
+            MANIFEST.replace("test_hello_p2.wasm", "spin.toml"),
+            &["component.hello", "not a WebAssembly component"],
+        ),
+    ];
+    for (what, text, wants) in cases {
+        let dir = fixture();
+        dir.write("spin.toml", text);
+        let err = match Host::try_start(Start::new(dir.path())) {
+            Ok(_) => panic!("{what}: fnhost started"),
+            Err(e) => e,
+        };
+        assert!(err.contains("exited with"), "{what}: {err}");
+        for want in *wants {
+            assert!(err.contains(want), "{what}: want {want:?} in\n{err}");
+        }
+    }
+}
+
+#[test]
+fn unsupported_keys_are_warned_about_once() {
+    let dir = fixture();
+    dir.write(
+        "spin.toml",
+        MANIFEST.replace(
+            "[component.hello]\n",
+            "[component.hello]\nkey_value_stores = [\"default\"]\n",
+        ),
+    );
+    let host = Host::start(dir.path());
+    let log = host.log_text();
+    assert_eq!(
+        log.matches("component.hello.key_value_stores: not supported by fnhost")
+            .count(),
+        1,
+        "{log}"
+    );
+}
+
+#[test]
+fn restart_uses_the_compiled_cache() {
+    let dir = fixture();
+    let cache = dir.join("shared-cache");
+    let mut start = Start::new(dir.path());
+    start.cache_dir = Some(&cache);
+    let first = Host::try_start(start).unwrap();
+    assert_eq!(first.get("/api/v0/pi?ndigits=3").status, 200);
+    let log = first.log_text();
+    assert_eq!(
+        log.matches("compiled module (cache miss)").count(),
+        3,
+        "{log}"
+    );
+    assert!(first.terminate().success());
+
+    let mut start = Start::new(dir.path());
+    start.cache_dir = Some(&cache);
+    let second = Host::try_start(start).unwrap();
+    assert_eq!(second.get("/api/v0/pi?ndigits=3").status, 200);
+    let log = second.log_text();
+    assert_eq!(
+        log.matches("loaded compiled module from cache").count(),
+        3,
+        "{log}"
+    );
+    assert!(!log.contains("cache miss"), "recompiled on restart:\n{log}");
+}
+
+#[test]
+fn sigterm_finishes_requests_in_flight() {
+    let dir = fixture();
+    let host = Host::start(dir.path());
+    let url = host.url("/api/sleep?ms=1500");
+    let agent = host.agent.clone();
+    let slow = std::thread::spawn(move || e2e::send(&agent, "GET", &url, &[], None));
+    // Let the request reach the guest, then ask the host to stop.
+    std::thread::sleep(Duration::from_millis(400));
+    let status = host.terminate();
+    let reply = slow.join().unwrap();
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (200, "slept"),
+        "the in-flight request finished"
+    );
+    assert!(status.success(), "clean exit: {status}");
+}

@@ -1,0 +1,928 @@
+//! The container image, and an end-to-end test of it under a private Docker daemon.
+//!
+//! * [`build_image`] (`cargo xtask image`): compiles `fnhost` for
+//!   `x86_64-unknown-linux-musl`, checks the binary is statically linked, stages a build
+//!   context (binary + the build machine's CA bundle) and runs `docker build` with the
+//!   repository's `Dockerfile` (`FROM scratch`: nothing is pulled). Tags `fnhost:dev` and
+//!   `fnhost:<host crate version>` (the pinned tag the Kubernetes manifests use).
+//! * [`docker_e2e`] (`cargo xtask docker-e2e`): starts its own `dockerd` (own data root, exec
+//!   root, pid file and socket under a temp dir; it leaves the machine's iptables alone), builds
+//!   the image with it and runs it `--read-only` as 65532:65532 with 512 MiB and tmpfs on
+//!   /cache and /state, port published on 127.0.0.1 only. Mounted read-only: `/modules` (the
+//!   built pi_chudnovsky.wasm as pi.wasm, iris.wasm) and `/app` (spin.toml and the iris
+//!   models, laid out the way kubelet lays out a ConfigMap volume). Then:
+//!   1. `/readyz`, `/api/v0/pi?ndigits=99` (exact digits, `fnhost-version` = pi@<sha8>) and
+//!      `/api/v01/classify` (Iris setosa);
+//!   2. pi.wasm is replaced by pi_picrunch.wasm (temp file + rename) and the `fnhost-version`
+//!      header must follow within 30 s;
+//!   3. /app gets a kubelet-style ConfigMap update (new timestamped directory, atomic `..data`
+//!      symlink swap, old directory removed) that stages iris model v2 at 0%: within 30 s a
+//!      request pinned with `fnhost-version-pin: candidate` must be served by `model-v2`, and
+//!      unpinned ones still by `model-v1`.
+//!
+//!   The container and the daemon are always stopped (daemon by PID), on success and failure.
+//!
+//! Every command is printed before it runs.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use sha2::{Digest, Sha256};
+
+/// The development tag `build_image` always sets.
+pub const IMAGE: &str = "fnhost:dev";
+const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// π with 99 decimals, truncated: what `/api/v0/pi?ndigits=99` must return.
+const PI_99: &str = "3.141592653589793238462643383279502884197169399375105820974944592307816406286208998628034825342117067";
+
+/// Builds the static binary and the `fnhost:dev` image with the Docker daemon the environment
+/// points at (`DOCKER_HOST` or the default socket).
+pub fn build_image(root: &Path) -> Result<()> {
+    build_image_with(root, None)
+}
+
+/// Runs the image end to end under a private `dockerd`; see the module docs.
+pub fn docker_e2e(root: &Path) -> Result<()> {
+    let wasm = target_dir(root).join("wasm32-wasip2/release");
+    let files = E2eFiles {
+        chudnovsky: wasm.join("pi_chudnovsky.wasm"),
+        picrunch: wasm.join("pi_picrunch.wasm"),
+        iris: wasm.join("iris.wasm"),
+        model_v1: root.join("models/iris/v1/model.json"),
+        model_v2: root.join("models/iris/v2/model.json"),
+    };
+    for f in [
+        &files.chudnovsky,
+        &files.picrunch,
+        &files.iris,
+        &files.model_v1,
+        &files.model_v2,
+    ] {
+        ensure!(
+            f.is_file(),
+            "{} is missing: build the modules and train the models first",
+            f.display()
+        );
+    }
+    ensure_tool("dockerd", &["docker.io"])?;
+    ensure_tool("curl", &["curl"])?;
+
+    let work = std::env::temp_dir().join(format!("fnhost-e2e-{}", std::process::id()));
+    if work.exists() {
+        fs::remove_dir_all(&work).with_context(|| format!("removing stale {}", work.display()))?;
+    }
+    fs::create_dir_all(&work)?;
+    println!("docker-e2e: working directory {}", work.display());
+
+    // /modules: the module files (in Kubernetes they come by URL instead).
+    let modules = work.join("modules");
+    fs::create_dir_all(&modules)?;
+    fs::copy(&files.chudnovsky, modules.join("pi.wasm"))?;
+    fs::copy(&files.iris, modules.join("iris.wasm"))?;
+    make_world_readable(&modules)?;
+    // /app: spin.toml and the models, laid out exactly as kubelet lays out a ConfigMap volume.
+    let app = work.join("app");
+    fs::create_dir_all(&app)?;
+    fs::set_permissions(&app, fs::Permissions::from_mode(0o755))?;
+    let models = [
+        ("models/iris/v1/model.json", fs::read(&files.model_v1)?),
+        ("models/iris/v2/model.json", fs::read(&files.model_v2)?),
+    ];
+    kubelet_write(&app, 1, &e2e_manifest(false), &models)?;
+
+    let daemon = Dockerd::start(&work)?;
+    let result = e2e_with_daemon(root, &daemon, &app, &modules, &files, &models);
+    if result.is_err() {
+        println!("docker-e2e: FAILED; dockerd log: {}", daemon.log.display());
+    }
+    let stopped = daemon.stop();
+    result?;
+    stopped?;
+    fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    println!("docker-e2e: passed");
+    Ok(())
+}
+
+struct E2eFiles {
+    chudnovsky: PathBuf,
+    picrunch: PathBuf,
+    iris: PathBuf,
+    model_v1: PathBuf,
+    model_v2: PathBuf,
+}
+
+/// The served manifest; `staged` adds iris model v2 as a blue/green candidate at 0%.
+fn e2e_manifest(staged: bool) -> String {
+    let mut s = String::from(
+        r#"# Written by `cargo xtask docker-e2e`.
+spin_manifest_version = 2
+
+[application]
+name = "fnhost-docker-e2e"
+version = "0.1.0"
+
+[[trigger.http]]
+route = "/api/v0/pi"
+component = "pi"
+
+[[trigger.http]]
+route = "/api/v01/classify"
+component = "iris"
+
+[component.pi]
+source = "/modules/pi.wasm"
+
+[component.iris]
+source = "/modules/iris.wasm"
+files = [{ source = "models/iris/v1", destination = "/model" }]
+
+[component.iris.tool.fnhost]
+label = "model-v1"
+"#,
+    );
+    if staged {
+        s.push_str(
+            r#"
+[component.iris.tool.fnhost.candidate]
+source = "/modules/iris.wasm"
+files = [{ source = "models/iris/v2", destination = "/model" }]
+label = "model-v2"
+weight = 0
+"#,
+        );
+    }
+    s
+}
+
+/// Writes `spin.toml` and `files` into `dir` the way kubelet updates a ConfigMap volume: a new
+/// `..<timestamp>` directory, an atomic rename of the `..data` symlink onto it, top-level
+/// symlinks through `..data`, then removal of the previous timestamped directory.
+fn kubelet_write(
+    dir: &Path,
+    generation: u32,
+    spin_toml: &str,
+    files: &[(&str, Vec<u8>)],
+) -> Result<()> {
+    let ts = format!("..2026_01_01_00_00_{generation:02}.000000000");
+    let data = dir.join(&ts);
+    let mut all: Vec<(&str, &[u8])> = vec![("spin.toml", spin_toml.as_bytes())];
+    all.extend(files.iter().map(|(p, b)| (*p, b.as_slice())));
+    for (rel, bytes) in &all {
+        let path = data.join(rel);
+        fs::create_dir_all(path.parent().unwrap())?;
+        fs::write(&path, bytes)?;
+    }
+    make_world_readable(&data)?;
+    let old = fs::read_link(dir.join("..data")).ok();
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(&ts, &tmp)?;
+    fs::rename(&tmp, dir.join("..data"))?;
+    for (rel, _) in &all {
+        let top = rel.split('/').next().unwrap();
+        if fs::symlink_metadata(dir.join(top)).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{top}"), dir.join(top))?;
+        }
+    }
+    if let Some(old) = old {
+        fs::remove_dir_all(dir.join(old))?;
+    }
+    println!(
+        "docker-e2e: ConfigMap-style update of {}: ..data -> {ts}",
+        dir.display()
+    );
+    Ok(())
+}
+
+fn e2e_with_daemon(
+    root: &Path,
+    daemon: &Dockerd,
+    app: &Path,
+    modules: &Path,
+    files: &E2eFiles,
+    models: &[(&str, Vec<u8>)],
+) -> Result<()> {
+    build_image_with(root, Some(&daemon.host))?;
+
+    let port = free_port()?;
+    let name = format!("fnhost-e2e-{}", std::process::id());
+    let container = Container {
+        name: name.clone(),
+        host: daemon.host.clone(),
+        removed: false,
+    };
+    run(daemon
+        .docker()
+        .args(["run", "--detach", "--name", &name])
+        .args(["--read-only", "--user", "65532:65532", "--memory", "512m"])
+        .args(["--cap-drop", "ALL", "--security-opt", "no-new-privileges"])
+        .args([
+            "--tmpfs",
+            "/cache:rw,noexec,nosuid,size=256m,uid=65532,gid=65532,mode=0700",
+        ])
+        .args([
+            "--tmpfs",
+            "/state:rw,noexec,nosuid,size=1m,uid=65532,gid=65532,mode=0700",
+        ])
+        .arg("--volume")
+        .arg(format!("{}:/app:ro", app.display()))
+        .arg("--volume")
+        .arg(format!("{}:/modules:ro", modules.display()))
+        .arg("--publish")
+        .arg(format!("127.0.0.1:{port}:3000"))
+        .arg(IMAGE))?;
+    let outcome = exercise(&container, daemon, port, app, modules, files, models);
+    if outcome.is_err() {
+        println!("docker-e2e: container logs:");
+        let _ = run(daemon.docker().args(["logs", "--tail", "200", &name]));
+    }
+    let removed = container.remove();
+    outcome.and(removed)
+}
+
+fn exercise(
+    c: &Container,
+    daemon: &Dockerd,
+    port: u16,
+    app: &Path,
+    modules: &Path,
+    files: &E2eFiles,
+    models: &[(&str, Vec<u8>)],
+) -> Result<()> {
+    let base = format!("http://127.0.0.1:{port}");
+    let pi_url = format!("{base}/api/v0/pi?ndigits=99");
+    let classify_url = format!("{base}/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2");
+
+    // Ready: every component loaded (bounded; a dead container fails at once).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(r) = get(&format!("{base}/readyz"), &[]) {
+            if r.status == 200 {
+                println!("docker-e2e: /readyz is 200");
+                break;
+            }
+        }
+        let state = daemon
+            .docker()
+            .args(["inspect", "--format", "{{.State.Status}}", &c.name])
+            .output()?;
+        let state = String::from_utf8_lossy(&state.stdout);
+        ensure!(
+            state.trim() == "running",
+            "container {} is {:?} before becoming ready",
+            c.name,
+            state.trim()
+        );
+        ensure!(
+            Instant::now() < deadline,
+            "/readyz did not return 200 within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // 1. Both functions answer correctly.
+    let r = get(&pi_url, &[])?;
+    ensure!(
+        r.status == 200,
+        "GET /api/v0/pi?ndigits=99: HTTP {}: {}",
+        r.status,
+        r.body
+    );
+    check_pi(&r.body)?;
+    let before = r.header("fnhost-version").unwrap_or_default().to_string();
+    let want_before = format!("pi@{}", &sha256_file(&files.chudnovsky)?[..8]);
+    ensure!(
+        before.starts_with(&want_before),
+        "fnhost-version is {before:?}, expected {want_before} (the mounted pi_chudnovsky.wasm)"
+    );
+    println!("docker-e2e: pi: 99 digits correct, fnhost-version {before}");
+    check_classify(&get(&classify_url, &[])?, "model-v1")?;
+    println!("docker-e2e: classify: Iris setosa (model-v1)");
+
+    // 2. Live module swap: write the new module beside the old one, then rename over it.
+    let want_after = format!("pi@{}", &sha256_file(&files.picrunch)?[..8]);
+    ensure!(
+        want_after != want_before,
+        "pi_picrunch.wasm and pi_chudnovsky.wasm are identical"
+    );
+    let tmp = modules.join(".pi.wasm.new");
+    println!(
+        "docker-e2e: cp {} {} && mv {} {}",
+        files.picrunch.display(),
+        tmp.display(),
+        tmp.display(),
+        modules.join("pi.wasm").display()
+    );
+    fs::copy(&files.picrunch, &tmp)?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644))?;
+    fs::rename(&tmp, modules.join("pi.wasm"))?;
+    let swapped = Instant::now();
+    let deadline = swapped + Duration::from_secs(30);
+    loop {
+        let r = get(&pi_url, &[])?;
+        let v = r.header("fnhost-version").unwrap_or_default().to_string();
+        if v.starts_with(&want_after) {
+            ensure!(
+                r.status == 200,
+                "after the swap: HTTP {}: {}",
+                r.status,
+                r.body
+            );
+            check_pi(&r.body)?;
+            println!(
+                "docker-e2e: fnhost-version {before} -> {v} after {} ms; digits still correct",
+                swapped.elapsed().as_millis()
+            );
+            break;
+        }
+        ensure!(
+            r.status == 200,
+            "during the swap: HTTP {} (version {v}): {}",
+            r.status,
+            r.body
+        );
+        ensure!(
+            Instant::now() < deadline,
+            "fnhost-version still {v:?} 30 s after replacing pi.wasm (expected {want_after})"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // 3. A Kubernetes ConfigMap update (atomic ..data swap, old directory removed): stage iris
+    //    model v2 at 0%, reachable only with `fnhost-version-pin: candidate`.
+    kubelet_write(app, 2, &e2e_manifest(true), models)?;
+    let updated = Instant::now();
+    let deadline = updated + Duration::from_secs(30);
+    loop {
+        let r = get(&classify_url, &[("fnhost-version-pin", "candidate")])?;
+        if r.header("fnhost-version-label") == Some("model-v2") {
+            check_classify(&r, "model-v2")?;
+            println!(
+                "docker-e2e: ConfigMap-style update applied after {} ms: model-v2 staged",
+                updated.elapsed().as_millis()
+            );
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "30 s after a ConfigMap-style update of /app (..data symlink swap, old directory removed) \
+             a pinned request still gets {:?} (HTTP {}), not model-v2: the update was not applied",
+            r.header("fnhost-version-label"),
+            r.status
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    check_classify(&get(&classify_url, &[])?, "model-v1")?;
+    let r = get(&pi_url, &[])?;
+    ensure!(
+        r.status == 200
+            && r.header("fnhost-version")
+                .is_some_and(|v| v.starts_with(&want_after)),
+        "pi changed by the iris update: {:?}",
+        r.header("fnhost-version")
+    );
+    check_pi(&r.body)?;
+    println!("docker-e2e: unpinned classify still model-v1, pi unchanged");
+    Ok(())
+}
+
+fn check_classify(r: &Response, label: &str) -> Result<()> {
+    ensure!(
+        r.status == 200,
+        "GET /api/v01/classify: HTTP {}: {}",
+        r.status,
+        r.body
+    );
+    let species = json_string_field(&r.body, "species");
+    ensure!(
+        species.as_deref() == Some("Iris setosa"),
+        "classify answered species {species:?}, expected \"Iris setosa\": {}",
+        r.body
+    );
+    let got = r.header("fnhost-version-label");
+    ensure!(
+        got == Some(label),
+        "classify was served by {got:?}, expected {label}"
+    );
+    Ok(())
+}
+
+fn check_pi(body: &str) -> Result<()> {
+    let pi = json_string_field(body, "pi");
+    ensure!(
+        pi.as_deref() == Some(PI_99),
+        "pi body {body:?}: expected \"pi\":\"{PI_99}\""
+    );
+    Ok(())
+}
+
+/// The string value of `"field"` in a flat JSON object (enough for the function's bodies).
+fn json_string_field(body: &str, field: &str) -> Option<String> {
+    let key = format!("\"{field}\"");
+    let rest = body[body.find(&key)? + key.len()..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
+    let rest = rest.strip_prefix('"')?;
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+fn build_image_with(root: &Path, docker_host: Option<&str>) -> Result<()> {
+    ensure_tool("musl-gcc", &["musl-tools"])?;
+    run(Command::new("rustup").args(["target", "add", MUSL_TARGET]))?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(&cargo)
+        .current_dir(root)
+        .env("CC_x86_64_unknown_linux_musl", "musl-gcc")
+        .args([
+            "build",
+            "--release",
+            "--target",
+            MUSL_TARGET,
+            "-p",
+            "fnhost",
+        ]))?;
+    let binary = target_dir(root).join(MUSL_TARGET).join("release/fnhost");
+    check_static(&binary)?;
+    println!("image: {} is statically linked", binary.display());
+
+    let ca = Path::new(CA_BUNDLE);
+    if !ca.is_file() {
+        ensure_tool_file(ca, &["ca-certificates"])?;
+    }
+    let context = target_dir(root).join("docker-context");
+    if context.exists() {
+        fs::remove_dir_all(&context)?;
+    }
+    fs::create_dir_all(context.join("dirs/cache"))?;
+    fs::create_dir_all(context.join("dirs/state"))?;
+    fs::copy(&binary, context.join("fnhost"))?;
+    fs::set_permissions(context.join("fnhost"), fs::Permissions::from_mode(0o755))?;
+    fs::copy(ca, context.join("ca-certificates.crt"))?;
+    fs::set_permissions(
+        context.join("ca-certificates.crt"),
+        fs::Permissions::from_mode(0o644),
+    )?;
+    for d in ["dirs", "dirs/cache", "dirs/state"] {
+        fs::set_permissions(context.join(d), fs::Permissions::from_mode(0o755))?;
+    }
+
+    let pinned = format!("fnhost:{}", host_version(root)?);
+    let mut build = docker(docker_host);
+    build
+        .args(["build", "--tag", IMAGE, "--tag", &pinned, "--file"])
+        .arg(root.join("Dockerfile"))
+        .arg(&context);
+    run(&mut build)?;
+    run(docker(docker_host).args(["image", "ls", "fnhost"]))?;
+    println!("image: built {IMAGE} and {pinned}");
+    Ok(())
+}
+
+/// `version` of the fnhost crate: the image's pinned tag.
+pub(crate) fn host_version(root: &Path) -> Result<String> {
+    let manifest = root.join("host/Cargo.toml");
+    let text =
+        fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    let mut in_package = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package {
+            if let Some(v) = line
+                .strip_prefix("version")
+                .map(str::trim_start)
+                .and_then(|l| l.strip_prefix('='))
+            {
+                let v = v.trim().trim_matches('"');
+                ensure!(
+                    !v.is_empty() && !v.contains('{'),
+                    "{}: [package] version must be a literal",
+                    manifest.display()
+                );
+                return Ok(v.to_string());
+            }
+        }
+    }
+    bail!("{}: no version in [package]", manifest.display())
+}
+
+/// Fails unless `path` is an x86-64 ELF executable without an interpreter or needed libraries.
+fn check_static(path: &Path) -> Result<()> {
+    let elf = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| {
+        elf.get(o..o + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+    };
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+    };
+    ensure!(
+        elf.starts_with(b"\x7fELF\x02\x01"),
+        "{}: not a 64-bit little-endian ELF file",
+        path.display()
+    );
+    ensure!(
+        u16_at(0x12) == Some(0x3e),
+        "{}: not an x86-64 binary",
+        path.display()
+    );
+    let phoff = u64_at(0x20).context("truncated ELF header")? as usize;
+    let phentsize = u16_at(0x36).context("truncated ELF header")? as usize;
+    let phnum = u16_at(0x38).context("truncated ELF header")? as usize;
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        let p_type = u32_at(ph).context("truncated program header")?;
+        const PT_DYNAMIC: u32 = 2;
+        const PT_INTERP: u32 = 3;
+        if p_type == PT_INTERP {
+            bail!(
+                "{} is dynamically linked (it has an ELF interpreter); the image has no libc",
+                path.display()
+            );
+        }
+        if p_type == PT_DYNAMIC {
+            // A static-pie binary has a dynamic section for self-relocation, but no DT_NEEDED.
+            let off = u64_at(ph + 8).context("truncated program header")? as usize;
+            let size = u64_at(ph + 32).context("truncated program header")? as usize;
+            for e in (off..off + size).step_by(16) {
+                match u64_at(e).context("truncated dynamic section")? {
+                    0 => break,
+                    1 => bail!(
+                        "{} needs shared libraries (DT_NEEDED); the image has none",
+                        path.display()
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `CARGO_TARGET_DIR` (relative to the workspace root) or `<root>/target`.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
+}
+
+pub(crate) fn sha256_file(path: &Path) -> Result<String> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(sha256_hex(&bytes))
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Prints the command (with the environment it sets), runs it, fails on a non-zero exit.
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
+    println!("$ {}", show(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {}", show(cmd)))?;
+    ensure!(status.success(), "`{}` failed: {status}", show(cmd));
+    Ok(())
+}
+
+/// Like [`run`], returning stdout.
+pub(crate) fn capture(cmd: &mut Command) -> Result<String> {
+    println!("$ {}", show(cmd));
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {}", show(cmd)))?;
+    ensure!(
+        out.status.success(),
+        "`{}` failed: {}",
+        show(cmd),
+        out.status
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub(crate) fn show(cmd: &Command) -> String {
+    let mut s = String::new();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            let _ = write!(s, "{}={} ", k.to_string_lossy(), v.to_string_lossy());
+        }
+    }
+    s.push_str(&cmd.get_program().to_string_lossy());
+    for a in cmd.get_args() {
+        let a = a.to_string_lossy();
+        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$&|;<>()*?".contains(c)) {
+            let _ = write!(s, " '{}'", a.replace('\'', r"'\''"));
+        } else {
+            let _ = write!(s, " {a}");
+        }
+    }
+    s
+}
+
+pub(crate) fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+/// Installs Debian `packages` when `tool` is not on PATH (this project's machines are Debian).
+pub(crate) fn ensure_tool(tool: &str, packages: &[&str]) -> Result<()> {
+    if on_path(tool) {
+        return Ok(());
+    }
+    apt_install(packages)?;
+    ensure!(
+        on_path(tool),
+        "`{tool}` is still not on PATH after installing {packages:?}"
+    );
+    Ok(())
+}
+
+fn ensure_tool_file(file: &Path, packages: &[&str]) -> Result<()> {
+    apt_install(packages)?;
+    ensure!(
+        file.is_file(),
+        "{} is still missing after installing {packages:?}",
+        file.display()
+    );
+    Ok(())
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    run(Command::new("apt-get").arg("update"))?;
+    run(Command::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(packages))
+}
+
+fn docker(host: Option<&str>) -> Command {
+    let mut c = Command::new("docker");
+    if let Some(h) = host {
+        c.env("DOCKER_HOST", h);
+    }
+    c
+}
+
+fn make_world_readable(dir: &Path) -> Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            make_world_readable(&path)?;
+        } else {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644))?;
+        }
+    }
+    Ok(())
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A private Docker daemon under `<work>/docker`, stopped by PID.
+struct Dockerd {
+    child: Option<Child>,
+    host: String,
+    dir: PathBuf,
+    log: PathBuf,
+    /// Whether the `docker0` bridge existed before this daemon started (if not, it is removed).
+    had_bridge: bool,
+}
+
+impl Dockerd {
+    fn start(work: &Path) -> Result<Dockerd> {
+        let dir = work.join("docker");
+        fs::create_dir_all(&dir)?;
+        let log = dir.join("dockerd.log");
+        let sock = dir.join("docker.sock");
+        let host = format!("unix://{}", sock.display());
+        let had_bridge = Path::new("/sys/class/net/docker0").exists();
+        let mut cmd = Command::new("dockerd");
+        cmd.arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .arg("--host")
+            .arg(&host)
+            // Leave the machine's firewall and forwarding settings alone: published ports
+            // reach the container through docker-proxy, which needs neither.
+            .args(["--iptables=false", "--ip-forward=false", "--ip-masq=false"])
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log)?)
+            .stderr(fs::File::create(dir.join("dockerd.stderr.log"))?);
+        println!("$ {} > {} &", show(&cmd), log.display());
+        let child = cmd.spawn().context("cannot start dockerd")?;
+        let mut d = Dockerd {
+            child: Some(child),
+            host,
+            dir,
+            log,
+            had_bridge,
+        };
+        println!("docker-e2e: dockerd pid {}", d.pid());
+
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = d.child.as_mut().unwrap().try_wait()? {
+                let tail = d.log_tail();
+                d.child = None;
+                let _ = d.stop();
+                bail!("dockerd exited during start-up ({status}); it cannot run on this machine:\n{tail}");
+            }
+            let ok = Command::new("docker")
+                .env("DOCKER_HOST", &d.host)
+                .args(["version", "--format", "{{.Server.Version}}"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                println!("docker-e2e: dockerd is up at {}", d.host);
+                return Ok(d);
+            }
+            if Instant::now() > deadline {
+                let (tail, host) = (d.log_tail(), d.host.clone());
+                let _ = d.stop();
+                bail!("dockerd did not answer on {host} within 60 s:\n{tail}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    fn docker(&self) -> Command {
+        docker(Some(&self.host))
+    }
+
+    fn log_tail(&self) -> String {
+        let mut text = String::new();
+        for f in [&self.log, &self.dir.join("dockerd.stderr.log")] {
+            let mut s = String::new();
+            if let Ok(mut file) = fs::File::open(f) {
+                let _ = file.read_to_string(&mut s);
+            }
+            text.extend(
+                s.lines()
+                    .rev()
+                    .take(30)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .map(|l| format!("  {l}\n")),
+            );
+        }
+        text
+    }
+
+    /// SIGTERM by PID, then SIGKILL after 20 s; then the containerd it started, the bridge it
+    /// created, and its data root.
+    fn stop(mut self) -> Result<()> {
+        let containerd_pid = fs::read_to_string(self.dir.join("exec/containerd/containerd.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let _ = run(Command::new("kill").args(["-TERM", &pid]));
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait()?.is_none() {
+                if Instant::now() > deadline {
+                    println!("docker-e2e: dockerd ignored SIGTERM for 20 s; killing it");
+                    let _ = run(Command::new("kill").args(["-KILL", &pid]));
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        // dockerd stops its containerd on SIGTERM; after a SIGKILL it may be left behind.
+        if let Some(pid) = containerd_pid {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let exec_root = self.dir.join("exec");
+            if String::from_utf8_lossy(&cmdline).contains(&*exec_root.to_string_lossy()) {
+                let _ = run(Command::new("kill").args(["-KILL", &pid.to_string()]));
+            }
+        }
+        if !self.had_bridge && Path::new("/sys/class/net/docker0").exists() {
+            let _ = run(Command::new("ip").args(["link", "delete", "docker0"]));
+        }
+        let data = self.dir.join("data");
+        if data.exists() {
+            // Overlay mounts are gone once the daemon has exited; a leftover one is reported.
+            fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // Only reached when `stop` was not called (a panic): still never leave the daemon running.
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A running container, removed (`docker rm -f`) when done, also on an early return.
+struct Container {
+    name: String,
+    host: String,
+    removed: bool,
+}
+
+impl Container {
+    fn remove(mut self) -> Result<()> {
+        self.removed = true;
+        run(docker(Some(&self.host)).args(["rm", "--force", &self.name]))
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if !self.removed {
+            let _ = docker(Some(&self.host))
+                .args(["rm", "--force", &self.name])
+                .status();
+        }
+    }
+}
+
+/// One HTTP response, fetched with curl.
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// GET with curl (10 s limit) and extra request headers; not printed, as it is polled.
+fn get(url: &str, headers: &[(&str, &str)]) -> Result<Response> {
+    let mut cmd = Command::new("curl");
+    cmd.args(["--silent", "--show-error", "--max-time", "10", "--include"]);
+    for (n, v) in headers {
+        cmd.arg("--header").arg(format!("{n}: {v}"));
+    }
+    let out = cmd.arg(url).output().context("cannot run curl")?;
+    ensure!(
+        out.status.success(),
+        "GET {url}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("GET {url}: malformed response"))?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("GET {url}: no status line"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Ok(Response {
+        status,
+        headers,
+        body: body.to_string(),
+    })
+}
