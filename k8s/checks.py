@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Cross-checks of rendered fnhost kustomizations that schema validation and
-checkov do not do. Run by `cargo xtask k8s-validate` (xtask/src/k8s.rs) as
+checkov do not do. Run by `cargo xtask k8s` (xtask/src/k8s.rs) as
 
     python3 k8s/checks.py --schema ../shared/spec/spin-manifest-v2.schema.json \
         --base base.yaml NAME=RENDERED.yaml ...

@@ -9,9 +9,11 @@
 //! Only what changed since the last applied manifest (or module file) is acted on, so an admin
 //! API change is not undone by an unrelated event.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -22,6 +24,7 @@ use crate::deployments::{CanaryPolicy, Deployments, VersionSpec};
 use crate::manifest::{self, App, ComponentSpec, Source};
 
 const DEBOUNCE: Duration = Duration::from_millis(400);
+const MAX_DEBOUNCE: Duration = Duration::from_secs(3);
 
 /// What was last applied for one component: its manifest entry and the module digests.
 #[derive(Clone, PartialEq)]
@@ -33,11 +36,22 @@ struct Applied {
 
 pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -> Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(64);
+    // Only events on the files that matter count (other files in the same directories, such as
+    // a log file, must not keep the debounce open).
+    let relevant = Arc::new(RwLock::new(relevant_names(&manifest_path, app)));
+    let filter = relevant.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(e) = event {
-            if !matches!(e.kind, notify::EventKind::Access(_)) {
-                let _ = tx.try_send(());
-            }
+        let Ok(e) = event else { return };
+        if matches!(e.kind, notify::EventKind::Access(_)) {
+            return;
+        }
+        let names = filter.read().unwrap();
+        let hit = e.paths.iter().any(|p| {
+            p.file_name()
+                .is_some_and(|n| names.contains(n) || n.to_string_lossy().starts_with(".."))
+        });
+        if hit {
+            let _ = tx.try_send(());
         }
     })?;
     let mut watched = BTreeSet::new();
@@ -50,8 +64,10 @@ pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -
     let routes = app.routes.clone();
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
-            // Debounce: wait until events stop for a moment (an editor or kubelet writes several).
-            loop {
+            // Debounce: wait until events stop for a moment (an editor or kubelet writes several),
+            // but never longer than MAX_DEBOUNCE.
+            let first = tokio::time::Instant::now();
+            while first.elapsed() < MAX_DEBOUNCE {
                 match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
                     Ok(Some(())) => continue,
                     Ok(None) => return,
@@ -70,6 +86,7 @@ pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -
                 tracing::warn!("routes or the set of components changed in the manifest: restart fnhost to apply them; applying version changes to existing components");
             }
             watch_dirs(&mut watcher, &mut watched, &manifest_path, &app);
+            *relevant.write().unwrap() = relevant_names(&manifest_path, &app);
             for (id, spec) in &app.components {
                 let Some(before) = applied.get(id).cloned() else {
                     continue;
@@ -151,6 +168,25 @@ fn source_sha(source: &Source) -> Option<String> {
         Source::Url { sha256, .. } => Some(sha256.clone()),
         Source::Uploaded { sha256 } => Some(sha256.clone()),
     }
+}
+
+/// File names whose changes matter: the manifest and every module it names.
+fn relevant_names(manifest: &Path, app: &App) -> HashSet<OsString> {
+    let mut names: HashSet<OsString> = manifest
+        .file_name()
+        .map(|n| n.to_os_string())
+        .into_iter()
+        .collect();
+    for spec in app.components.values() {
+        for source in
+            std::iter::once(&spec.source).chain(spec.candidate.as_ref().map(|c| &c.source))
+        {
+            if let Source::Path(p) = source {
+                names.extend(p.file_name().map(|n| n.to_os_string()));
+            }
+        }
+    }
+    names
 }
 
 fn watch_dirs(

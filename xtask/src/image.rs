@@ -73,7 +73,7 @@ pub fn docker_e2e(root: &Path) -> Result<()> {
             f.display()
         );
     }
-    ensure_tool("dockerd", &["docker.io"])?;
+    let dockerd = ensure_tool("dockerd", &["docker.io"])?;
     ensure_tool("curl", &["curl"])?;
 
     let work = std::env::temp_dir().join(format!("fnhost-e2e-{}", std::process::id()));
@@ -99,7 +99,7 @@ pub fn docker_e2e(root: &Path) -> Result<()> {
     ];
     kubelet_write(&app, 1, &e2e_manifest(false), &models)?;
 
-    let daemon = Dockerd::start(&work)?;
+    let daemon = Dockerd::start(&dockerd, &work)?;
     let result = e2e_with_daemon(root, &daemon, &app, &modules, &files, &models);
     if result.is_err() {
         println!("docker-e2e: FAILED; dockerd log: {}", daemon.log.display());
@@ -166,7 +166,7 @@ weight = 0
 /// Writes `spin.toml` and `files` into `dir` the way kubelet updates a ConfigMap volume: a new
 /// `..<timestamp>` directory, an atomic rename of the `..data` symlink onto it, top-level
 /// symlinks through `..data`, then removal of the previous timestamped directory.
-fn kubelet_write(
+pub(crate) fn kubelet_write(
     dir: &Path,
     generation: u32,
     spin_toml: &str,
@@ -196,7 +196,7 @@ fn kubelet_write(
         fs::remove_dir_all(dir.join(old))?;
     }
     println!(
-        "docker-e2e: ConfigMap-style update of {}: ..data -> {ts}",
+        "kubelet-style ConfigMap update of {}: ..data -> {ts}",
         dir.display()
     );
     Ok(())
@@ -415,7 +415,7 @@ fn check_classify(r: &Response, label: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_pi(body: &str) -> Result<()> {
+pub(crate) fn check_pi(body: &str) -> Result<()> {
     let pi = json_string_field(body, "pi");
     ensure!(
         pi.as_deref() == Some(PI_99),
@@ -425,7 +425,7 @@ fn check_pi(body: &str) -> Result<()> {
 }
 
 /// The string value of `"field"` in a flat JSON object (enough for the function's bodies).
-fn json_string_field(body: &str, field: &str) -> Option<String> {
+pub(crate) fn json_string_field(body: &str, field: &str) -> Option<String> {
     let key = format!("\"{field}\"");
     let rest = body[body.find(&key)? + key.len()..]
         .trim_start()
@@ -639,22 +639,27 @@ pub(crate) fn show(cmd: &Command) -> String {
 }
 
 pub(crate) fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
+    find_tool(tool).is_some()
 }
 
-/// Installs Debian `packages` when `tool` is not on PATH (this project's machines are Debian).
-pub(crate) fn ensure_tool(tool: &str, packages: &[&str]) -> Result<()> {
-    if on_path(tool) {
-        return Ok(());
+/// `tool` on PATH, or in an sbin directory (dockerd lives in /usr/sbin, which a non-login
+/// PATH may lack).
+pub(crate) fn find_tool(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// Installs Debian `packages` when `tool` is not found (this project's machines are Debian).
+pub(crate) fn ensure_tool(tool: &str, packages: &[&str]) -> Result<PathBuf> {
+    if let Some(p) = find_tool(tool) {
+        return Ok(p);
     }
     apt_install(packages)?;
-    ensure!(
-        on_path(tool),
-        "`{tool}` is still not on PATH after installing {packages:?}"
-    );
-    Ok(())
+    find_tool(tool)
+        .with_context(|| format!("`{tool}` is still not found after installing {packages:?}"))
 }
 
 fn ensure_tool_file(file: &Path, packages: &[&str]) -> Result<()> {
@@ -696,7 +701,7 @@ fn make_world_readable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -711,14 +716,14 @@ struct Dockerd {
 }
 
 impl Dockerd {
-    fn start(work: &Path) -> Result<Dockerd> {
+    fn start(dockerd: &Path, work: &Path) -> Result<Dockerd> {
         let dir = work.join("docker");
         fs::create_dir_all(&dir)?;
         let log = dir.join("dockerd.log");
         let sock = dir.join("docker.sock");
         let host = format!("unix://{}", sock.display());
         let had_bridge = Path::new("/sys/class/net/docker0").exists();
-        let mut cmd = Command::new("dockerd");
+        let mut cmd = Command::new(dockerd);
         cmd.arg("--data-root")
             .arg(dir.join("data"))
             .arg("--exec-root")
@@ -878,14 +883,14 @@ impl Drop for Container {
 }
 
 /// One HTTP response, fetched with curl.
-struct Response {
-    status: u16,
+pub(crate) struct Response {
+    pub status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub body: String,
 }
 
 impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -894,7 +899,7 @@ impl Response {
 }
 
 /// GET with curl (10 s limit) and extra request headers; not printed, as it is polled.
-fn get(url: &str, headers: &[(&str, &str)]) -> Result<Response> {
+pub(crate) fn get(url: &str, headers: &[(&str, &str)]) -> Result<Response> {
     let mut cmd = Command::new("curl");
     cmd.args(["--silent", "--show-error", "--max-time", "10", "--include"]);
     for (n, v) in headers {

@@ -1,6 +1,6 @@
 //! `pi-chudnovsky`: the `/api/v0/pi` component serving algorithm v2
-//! (the Chudnovsky series with binary splitting). It only translates between spin-sdk's HTTP types and
-//! [`pi_core::http::respond`]; the maximum `ndigits` comes from the
+//! (the Chudnovsky series with binary splitting). It only translates between spin-sdk's HTTP
+//! types and [`pi_core::http::respond`]; the maximum `ndigits` comes from the
 //! `PI_MAX_NDIGITS` environment variable (the manifest's `environment`).
 
 use bytes::Bytes;

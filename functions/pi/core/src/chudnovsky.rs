@@ -2,7 +2,7 @@
 //! 1/π = 12 Σ (−1)^k (6k)! (13591409 + 545140134k) / ((3k)! (k!)³ 640320^(3k+3/2)),
 //! summed exactly by binary splitting into integers P, Q, T, then
 //! π = 426880·√10005·Q / T evaluated with Newton reciprocal and inverse
-//! square root, all in base 10^9 so the digits come out without conversion.
+//! square root, all in base 10^14 so the digits come out without conversion.
 
 use crate::decimal::{self, Int, Nat, LIMB_DIGITS};
 use crate::ntt::{self, Spectrum};

@@ -74,7 +74,8 @@ pub fn max_ndigits_setting(value: Option<&str>) -> Result<usize, Reply> {
             error_reply(
                 500,
                 &format!(
-                    "invalid deployment setting: {MAX_NDIGITS_ENV} must be a non-negative integer, got {}",
+                    "invalid deployment setting: {MAX_NDIGITS_ENV} must be a non-negative \
+                     integer, got {}",
                     quote(v)
                 ),
             )

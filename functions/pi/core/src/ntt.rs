@@ -10,6 +10,7 @@
 //! Transform lengths are 2^k or 3·2^k: one radix-3 pass, then radix-2.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use crate::decimal::{self, divrem_base, Limb, BASE};
 
@@ -278,10 +279,11 @@ impl Radix3 {
 
 thread_local! {
     /// Radix-3 constants per (prime, length, direction), built on first use.
-    static RADIX3: RefCell<[Vec<std::rc::Rc<Radix3>>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+    static RADIX3: RefCell<[Vec<Rc<Radix3>>; 2]> =
+        const { RefCell::new([Vec::new(), Vec::new()]) };
 }
 
-fn radix3(prime: &Prime, n: usize, inverse: bool) -> std::rc::Rc<Radix3> {
+fn radix3(prime: &Prime, n: usize, inverse: bool) -> Rc<Radix3> {
     let which = usize::from(prime.p != P1.p);
     RADIX3.with(|cache| {
         let mut cache = cache.borrow_mut();
@@ -289,7 +291,7 @@ fn radix3(prime: &Prime, n: usize, inverse: bool) -> std::rc::Rc<Radix3> {
         if let Some(r) = list.iter().find(|r| r.n == n && r.inverse == inverse) {
             return r.clone();
         }
-        let r = std::rc::Rc::new(Radix3::new(prime, n, inverse));
+        let r = Rc::new(Radix3::new(prime, n, inverse));
         list.push(r.clone());
         r
     })

@@ -1,6 +1,6 @@
 //! `pi-picrunch`: the `/api/v0/pi` component serving algorithm v1
-//! (Machin's formula after Don Cross's picrunch). It only translates between spin-sdk's HTTP types and
-//! [`pi_core::http::respond`]; the maximum `ndigits` comes from the
+//! (Machin's formula after Don Cross's picrunch). It only translates between spin-sdk's HTTP
+//! types and [`pi_core::http::respond`]; the maximum `ndigits` comes from the
 //! `PI_MAX_NDIGITS` environment variable (the manifest's `environment`).
 
 use bytes::Bytes;
