@@ -562,9 +562,13 @@ pub enum Failure {
     Unavailable,
 }
 
-pub fn classify(error: &wasmtime::Error) -> Failure {
+///
+/// `ran_for` is how long the request had been running: an instance killed by the epoch deadline
+/// reaches the caller as a bare "worker trapped" error, so a failure at or past the request
+/// timeout is the timeout.
+pub fn classify(error: &wasmtime::Error, ran_for: Duration, timeout: Duration) -> Failure {
     use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError};
-    if error.downcast_ref::<ExpirationError>().is_some() {
+    if error.downcast_ref::<ExpirationError>().is_some() || ran_for + EPOCH_TICK >= timeout {
         return Failure::Timeout;
     }
     if error.downcast_ref::<InstantiationError<()>>().is_some() {

@@ -406,7 +406,7 @@ async fn dispatch(
         Err(e) => {
             drop(InFlight(in_flight));
             drop(permit);
-            let failure = classify(&e);
+            let failure = classify(&e, started.elapsed(), timeout);
             tracing::warn!(request_id, component, version = %version.name, ?failure, error = %format!("{e:#}"), "component failed");
             let (status, msg) = match failure {
                 Failure::Timeout => (

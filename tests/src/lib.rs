@@ -379,3 +379,42 @@ pub fn pi_decimals(n: usize) -> String {
         .expect("pi reference digits");
     all[..n].to_string()
 }
+
+/// Like `send`, but a transport error (connection cut, timeout, truncated body) is an `Err`.
+pub fn try_send(agent: &ureq::Agent, method: &str, url: &str) -> Result<Reply, String> {
+    let resp = match agent.request(method, url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(e.to_string()),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .map(|n| {
+            let v = resp.header(&n).unwrap_or("").to_string();
+            (n, v)
+        })
+        .collect();
+    let mut body = Vec::new();
+    resp.into_reader()
+        .take(512 << 20)
+        .read_to_end(&mut body)
+        .map_err(|e| e.to_string())?;
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Writes raw bytes to the server and returns what it answers (until it closes or `timeout`).
+pub fn raw(addr: SocketAddr, request: &[u8], timeout: Duration) -> String {
+    use std::io::Write;
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}

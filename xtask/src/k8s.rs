@@ -664,10 +664,10 @@ fn play(
     settle("promote (pi v2 only)", &|| all(&pi, &[], 40, "v2"))?;
     check_pi(&get(&pi, &[])?.body)?;
 
-    // A broken update (the digest does not match the module at the URL) is refused and the
-    // serving configuration stays.
-    let broken =
-        localize("overlays/canary/promote")?.replace(&sha("pi_chudnovsky"), &sha("pi_picrunch"));
+    // A broken update (the digest does not match the module at the URL, nor anything cached)
+    // is refused and the serving configuration stays.
+    let wrong = crate::image::sha256_hex(b"fnhost k8s flows: not the module");
+    let broken = localize("overlays/canary/promote")?.replace(&sha("pi_chudnovsky"), &wrong);
     kubelet_write(app, 4, &broken, models)?;
     let t = Instant::now();
     while !fs::read_to_string(log)?.contains("digest mismatch") {

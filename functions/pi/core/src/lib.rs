@@ -38,27 +38,55 @@ pub enum Algorithm {
 pub fn pi_string(algo: Algorithm, ndigits: usize) -> String {
     let mut extra = 0;
     loop {
-        let (s, unreliable) = match algo {
+        let (digits, unreliable) = match algo {
             Algorithm::Machin => machin::pi_digits(ndigits + extra),
             Algorithm::Chudnovsky => (
                 chudnovsky::pi_digits(ndigits + extra),
                 chudnovsky::UNRELIABLE_DIGITS,
             ),
         };
-        debug_assert!(s.starts_with('3'));
-        let reliable = s.len() - 1 - unreliable;
-        assert!(reliable > ndigits, "too few reliable digits");
-        let window = &s.as_bytes()[1 + ndigits..1 + reliable];
-        if window.iter().all(|&c| c == b'9') || window.iter().all(|&c| c == b'0') {
-            extra = 2 * extra + 32;
-            continue;
+        match truncate(&digits, unreliable, ndigits) {
+            Some(pi) => return pi,
+            None => extra = 2 * extra + 32,
         }
-        if ndigits == 0 {
-            return "3".to_owned();
-        }
-        let mut out = String::with_capacity(ndigits + 2);
-        out.push_str("3.");
-        out.push_str(&s[1..1 + ndigits]);
-        return out;
+    }
+}
+
+/// "3.<ndigits decimals>" from `digits` ("31415…", more digits than asked
+/// for, whose value is within one unit of the last place that is followed by
+/// `unreliable` digits), or `None` when the reliable digits past the cut are
+/// all 9s or all 0s, so the error might carry across the cut.
+fn truncate(digits: &str, unreliable: usize, ndigits: usize) -> Option<String> {
+    debug_assert!(digits.starts_with('3'));
+    let reliable = digits.len() - 1 - unreliable;
+    assert!(reliable > ndigits, "too few reliable digits");
+    let window = &digits.as_bytes()[1 + ndigits..1 + reliable];
+    if window.iter().all(|&c| c == b'9') || window.iter().all(|&c| c == b'0') {
+        return None;
+    }
+    if ndigits == 0 {
+        return Some("3".to_owned());
+    }
+    let mut out = String::with_capacity(ndigits + 2);
+    out.push_str("3.");
+    out.push_str(&digits[1..1 + ndigits]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncation_cuts_and_detects_ambiguous_runs() {
+        assert_eq!(truncate("31415926", 2, 3).as_deref(), Some("3.141"));
+        assert_eq!(truncate("31415926", 2, 0).as_deref(), Some("3"));
+        // The digits after the cut up to the unreliable tail are all 9s or
+        // all 0s: the true value may lie on the other side of the cut.
+        assert_eq!(truncate("3149999912", 2, 2), None);
+        assert_eq!(truncate("3140000087", 2, 2), None);
+        // A single differing reliable digit settles it.
+        assert_eq!(truncate("3149999812", 2, 2).as_deref(), Some("3.14"));
+        assert_eq!(truncate("3140000187", 2, 2).as_deref(), Some("3.14"));
     }
 }

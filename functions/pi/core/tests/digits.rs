@@ -138,6 +138,22 @@ fn runs_of_nines_and_zeros_are_truncated() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// v2 at arbitrary sizes (every limb offset and transform length).
+    #[test]
+    fn chudnovsky_matches_reference_anywhere(n in 0usize..200_000) {
+        prop_assert_eq!(pi_string(Algorithm::Chudnovsky, n), expected(n));
+    }
+
+    /// v1 at arbitrary smaller sizes.
+    #[test]
+    fn machin_matches_reference_anywhere(n in 0usize..15_000) {
+        prop_assert_eq!(pi_string(Algorithm::Machin, n), expected(n));
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     /// The answer for fewer digits is a prefix of the answer for more.
