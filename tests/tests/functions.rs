@@ -1,0 +1,296 @@
+//! The two functions served by the real host over HTTP: pi (boundaries up to 10^6 digits, both
+//! versions, caching headers, bad input) and iris (one example per species, the whole data set
+//! as a batch, bad input, a model file replaced on disk, a missing model).
+
+use std::time::Duration;
+
+use e2e::{pi_decimals, root, wait_until, wasm, Host, TempDir};
+use sha2::{Digest, Sha256};
+
+fn fixture() -> (TempDir, Host) {
+    let dir = TempDir::new("functions");
+    dir.copy_in(&wasm("pi_chudnovsky"), "pi_chudnovsky.wasm");
+    dir.copy_in(&wasm("pi_picrunch"), "pi_picrunch.wasm");
+    dir.copy_in(&wasm("iris"), "iris.wasm");
+    dir.copy_in(
+        &root().join("models/iris/v1/model.json"),
+        "models/iris/model.json",
+    );
+    dir.write(
+        "spin.toml",
+        r#"spin_manifest_version = 2
+[application]
+name = "e2e-functions"
+[application.tool.fnhost]
+request_timeout = "60s"
+[[trigger.http]]
+route = "/api/v0/pi"
+component = "pi"
+[[trigger.http]]
+route = "/api/v1/pi"
+component = "picrunch"
+[[trigger.http]]
+route = "/api/v01/classify"
+component = "iris"
+[component.pi]
+source = "pi_chudnovsky.wasm"
+[component.picrunch]
+source = "pi_picrunch.wasm"
+environment = { PI_MAX_NDIGITS = "100000" }
+[component.iris]
+source = "iris.wasm"
+files = [{ source = "models/iris", destination = "/model" }]
+"#,
+    );
+    let host = Host::start(dir.path());
+    (dir, host)
+}
+
+fn pi_of(host: &Host, route: &str, n: usize) -> String {
+    let r = host.get(&format!("{route}?ndigits={n}"));
+    assert_eq!(r.status, 200, "{route} {n}: {}", r.text());
+    let v = r.json();
+    assert_eq!(v["ndigits"], n);
+    v["pi"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn pi_v2_boundaries_up_to_a_million_digits() {
+    let (_dir, host) = fixture();
+    for n in [
+        0usize, 1, 2, 21, 22, 23, 99, 100, 1000, 4299, 4300, 4301, 10_000, 100_000,
+    ] {
+        let want = if n == 0 {
+            "3".to_string()
+        } else {
+            format!("3.{}", pi_decimals(n))
+        };
+        assert_eq!(pi_of(&host, "/api/v0/pi", n), want, "ndigits={n}");
+    }
+    // The Feynman point: six 9s from decimal 762; truncation must never round them up.
+    let at = pi_of(&host, "/api/v0/pi", 765);
+    assert!(at.ends_with("999"), "{}", &at[at.len() - 10..]);
+    let million = pi_of(&host, "/api/v0/pi", 1_000_000);
+    let decimals = million.strip_prefix("3.").unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(decimals.as_bytes())),
+        "7806ee47461b49ef1f578e14461b2c83c09c6d7a9a914275da1d71e9cbbf7069"
+    );
+    assert!(decimals.ends_with("22090106105779458151"));
+    let r = host.get("/api/v0/pi?ndigits=1000001");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.error().contains("1000000"),
+        "names the maximum: {}",
+        r.error()
+    );
+}
+
+#[test]
+fn pi_v1_picrunch_is_exact_to_a_hundred_thousand_digits() {
+    let (_dir, host) = fixture();
+    for n in [0usize, 1, 22, 99, 1000, 4301, 10_000] {
+        let want = if n == 0 {
+            "3".to_string()
+        } else {
+            format!("3.{}", pi_decimals(n))
+        };
+        assert_eq!(pi_of(&host, "/api/v1/pi", n), want, "v1 ndigits={n}");
+    }
+    assert_eq!(
+        pi_of(&host, "/api/v1/pi", 100_000),
+        format!("3.{}", pi_decimals(100_000))
+    );
+    let r = host.get("/api/v1/pi?ndigits=100001");
+    assert_eq!(
+        r.status, 400,
+        "the deployment's maximum (PI_MAX_NDIGITS) applies"
+    );
+    assert!(r.error().contains("100000"), "{}", r.error());
+}
+
+#[test]
+fn pi_http_details() {
+    let (_dir, host) = fixture();
+    let r = host.get("/api/v0/pi?ndigits=10");
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let etag = r.header("etag").expect("an ETag").to_string();
+    let again = host.request(
+        "GET",
+        "/api/v0/pi?ndigits=10",
+        &[("if-none-match", &etag)],
+        None,
+    );
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let head = host.request("HEAD", "/api/v0/pi?ndigits=10", &[], None);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    let post = host.request("POST", "/api/v0/pi", &[], Some(b""));
+    assert_eq!(post.status, 405);
+    assert!(post.header("allow").unwrap().contains("GET"));
+    for q in [
+        "ndigits=",
+        "ndigits=%207",
+        "ndigits=5&ndigits=6",
+        "ndigits=5&x=1",
+        "ndigits=-3",
+    ] {
+        let r = host.get(&format!("/api/v0/pi?{q}"));
+        assert_eq!(r.status, 400, "{q}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+}
+
+fn classify(host: &Host, q: &str) -> e2e::Reply {
+    host.get(&format!("/api/v01/classify?{q}"))
+}
+
+#[test]
+fn iris_examples_batch_of_all_rows_and_bad_input() {
+    let (_dir, host) = fixture();
+    for (q, species) in [
+        ("sl=5.1&sw=3.5&pl=1.4&pw=0.3", "Iris setosa"),
+        ("sl=6.4&sw=3.2&pl=4.5&pw=1.5", "Iris versicolor"),
+        ("sl=7.7&sw=3.0&pl=6.1&pw=2.3", "Iris virginica"),
+    ] {
+        let r = classify(&host, q);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            r.text()
+                .starts_with(&format!("{{\"species\":\"{species}\"")),
+            "{}",
+            r.text()
+        );
+        assert_eq!(r.json()["model"], "iris-logreg@1");
+    }
+
+    // All 150 rows of the training data through the batch (KServe/TF Serving V1) protocol.
+    let csv = std::fs::read_to_string(root().join("functions/iris/data/iris.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 150);
+    let instances: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!(r[..4]
+                .iter()
+                .map(|v| v.parse::<f64>().unwrap())
+                .collect::<Vec<_>>())
+        })
+        .collect();
+    let body = serde_json::json!({ "instances": instances }).to_string();
+    let r = host.request(
+        "POST",
+        "/api/v01/classify",
+        &[("content-type", "application/json")],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let preds = r.json()["predictions"].as_array().unwrap().clone();
+    assert_eq!(preds.len(), 150);
+    let correct = preds
+        .iter()
+        .zip(&rows)
+        .filter(|(p, row)| p["species"] == row[4])
+        .count();
+    assert!(correct as f64 / 150.0 >= 0.95, "accuracy {correct}/150");
+
+    let mixed = r#"{"instances":[[5.1,3.5,1.4,0.2],{"sl":6.7,"sw":3.0,"pl":5.2,"pw":2.3}]}"#;
+    let r = host.request(
+        "POST",
+        "/api/v01/classify",
+        &[("content-type", "application/json")],
+        Some(mixed.as_bytes()),
+    );
+    assert_eq!(r.json()["predictions"][0]["species"], "Iris setosa");
+    assert_eq!(r.json()["predictions"][1]["species"], "Iris virginica");
+
+    for (q, field) in [
+        ("sw=3.5&pl=1.4&pw=0.3", "sl"),
+        ("sl=5.1&sl=5.2&sw=3.5&pl=1.4&pw=0.3", "sl"),
+        ("sl=5.1&sw=3.5&pl=1.4&pw=0.3&colour=blue", "colour"),
+        ("sl=abc&sw=3.5&pl=1.4&pw=0.3", "sl"),
+        ("sl=NaN&sw=3.5&pl=1.4&pw=0.3", "sl"),
+        ("sl=inf&sw=3.5&pl=1.4&pw=0.3", "sl"),
+        ("sl=0&sw=3.5&pl=1.4&pw=0.3", "sl"),
+        ("sl=5.1&sw=3.5&pl=101&pw=0.3", "pl"),
+    ] {
+        let r = classify(&host, q);
+        assert_eq!(r.status, 400, "{q}: {}", r.text());
+        assert!(r.error().contains(field), "{q}: {}", r.error());
+    }
+    let post = |ct: &str, body: &str| {
+        host.request(
+            "POST",
+            "/api/v01/classify",
+            &[("content-type", ct)],
+            Some(body.as_bytes()),
+        )
+    };
+    assert_eq!(post("application/json", "{not json").status, 400);
+    assert_eq!(
+        post("application/json", r#"{"instances":[[1,2,3]]}"#).status,
+        400
+    );
+    assert_eq!(
+        post("text/plain", r#"{"instances":[[5.1,3.5,1.4,0.2]]}"#).status,
+        415
+    );
+    let too_many = format!(
+        "{{\"instances\":[{}]}}",
+        vec!["[5.1,3.5,1.4,0.2]"; 10_001].join(",")
+    );
+    let r = post("application/json", &too_many);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.error().contains("10000"), "{}", r.error());
+}
+
+#[test]
+fn iris_model_file_replaced_on_disk_answers_next_and_missing_model_is_503() {
+    let (dir, host) = fixture();
+    assert_eq!(
+        classify(&host, "sl=5.1&sw=3.5&pl=1.4&pw=0.3").json()["model"],
+        "iris-logreg@1"
+    );
+    dir.copy_in(
+        &root().join("models/iris/v2/model.json"),
+        "models/iris/model.json",
+    );
+    let r = classify(&host, "sl=5.1&sw=3.5&pl=1.4&pw=0.3");
+    assert_eq!(
+        r.json()["model"],
+        "iris-knn@2",
+        "the next request uses the new model"
+    );
+    assert_eq!(r.json()["species"], "Iris setosa");
+
+    std::fs::write(dir.join("models/iris/model.json"), "{ corrupt").unwrap();
+    let r = classify(&host, "sl=5.1&sw=3.5&pl=1.4&pw=0.3");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.error().to_lowercase().contains("model"), "{}", r.error());
+    std::fs::remove_file(dir.join("models/iris/model.json")).unwrap();
+    assert_eq!(classify(&host, "sl=5.1&sw=3.5&pl=1.4&pw=0.3").status, 503);
+    assert_eq!(
+        host.get("/api/v0/pi?ndigits=5").status,
+        200,
+        "other routes keep serving"
+    );
+    dir.copy_in(
+        &root().join("models/iris/v1/model.json"),
+        "models/iris/model.json",
+    );
+    assert!(wait_until(Duration::from_secs(5), || classify(
+        &host,
+        "sl=5.1&sw=3.5&pl=1.4&pw=0.3"
+    )
+    .status
+        == 200));
+}
