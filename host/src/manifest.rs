@@ -949,6 +949,26 @@ max_error_rate = 0.05
             .any(|w| w.contains("sourc") && w.contains("unknown key")));
     }
 
+    proptest::proptest! {
+        /// Arbitrary text, and arbitrary edits of a valid manifest, give Ok or an error that
+        /// names the file, never a panic.
+        #[test]
+        fn arbitrary_manifests_never_panic(text in "\\PC{0,400}", cut in 0usize..GOOD.len(), insert in "[\\[\\]=\"a-z0-9./ \n{},]{0,20}") {
+            let d = fixture();
+            if let Err(e) = parse_in(&d, &text) {
+                let msg = format!("{e:#}");
+                proptest::prop_assert!(msg.contains("spin.toml"), "{}", msg);
+            }
+            let mut edited = GOOD.to_string();
+            let cut = (0..=cut).rev().find(|i| edited.is_char_boundary(*i)).unwrap_or(0);
+            edited.insert_str(cut, &insert);
+            if let Err(e) = parse_in(&d, &edited) {
+                let msg = format!("{e:#}");
+                proptest::prop_assert!(msg.contains("spin.toml"), "{}", msg);
+            }
+        }
+    }
+
     #[test]
     fn sizes_and_durations() {
         assert_eq!(parse_size("128MiB"), Ok(128 << 20));

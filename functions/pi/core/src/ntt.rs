@@ -57,10 +57,16 @@ impl Prime {
     /// a·b·R⁻¹ mod p, for a·b < p·R.
     #[inline(always)]
     fn mul(&self, a: u64, b: u64) -> u64 {
+        reduce_once(self.mul_lazy(a, b), self.p)
+    }
+
+    /// a·b·R⁻¹ mod p, in [0, 2p), for a < 4p and b < p (so a·b < p·R
+    /// since 4p < 2^64 = R).
+    #[inline(always)]
+    fn mul_lazy(&self, a: u64, b: u64) -> u64 {
         let t = a as u128 * b as u128;
         let m = (t as u64).wrapping_mul(self.neg_inv);
-        let u = ((t + m as u128 * self.p as u128) >> 64) as u64;
-        reduce_once(u, self.p)
+        ((t + m as u128 * self.p as u128) >> 64) as u64
     }
 
     #[inline(always)]
@@ -151,39 +157,82 @@ thread_local! {
 }
 
 /// Decimation-in-frequency transform: natural order in, bit-reversed out.
+/// Values in [0, 2p) in and out (Harvey's lazy reduction: one conditional
+/// subtraction per butterfly instead of three). Two radix-2 levels are fused
+/// into one pass over the data where possible (same arithmetic, half the
+/// loads and stores).
 fn forward(prime: &Prime, a: &mut [u64], tw: &[u64]) {
     let n = a.len();
+    let p2 = 2 * prime.p;
     let mut h = n / 2;
-    while h >= 1 {
-        let w = &tw[h..2 * h];
-        for block in a.chunks_exact_mut(2 * h) {
-            let (lo, hi) = block.split_at_mut(h);
-            for ((x, y), &wj) in lo.iter_mut().zip(hi.iter_mut()).zip(w) {
-                let (u, v) = (*x, *y);
-                *x = prime.add(u, v);
-                *y = prime.mul(prime.sub(u, v), wj);
+    while h >= 2 {
+        // Levels h and h/2 together, on blocks of 4q = 2h.
+        let q = h / 2;
+        let (w1, w2) = (&tw[h..2 * h], &tw[q..h]);
+        for block in a.chunks_exact_mut(4 * q) {
+            let (b01, b23) = block.split_at_mut(2 * q);
+            let (b0, b1) = b01.split_at_mut(q);
+            let (b2, b3) = b23.split_at_mut(q);
+            for j in 0..q {
+                let (x0, x1, x2, x3) = (b0[j], b1[j], b2[j], b3[j]);
+                let y0 = reduce_once(x0 + x2, p2);
+                let y2 = prime.mul_lazy(x0 + p2 - x2, w1[j]);
+                let y1 = reduce_once(x1 + x3, p2);
+                let y3 = prime.mul_lazy(x1 + p2 - x3, w1[j + q]);
+                b0[j] = reduce_once(y0 + y1, p2);
+                b1[j] = prime.mul_lazy(y0 + p2 - y1, w2[j]);
+                b2[j] = reduce_once(y2 + y3, p2);
+                b3[j] = prime.mul_lazy(y2 + p2 - y3, w2[j]);
             }
         }
-        h /= 2;
+        h /= 4;
+    }
+    if h == 1 {
+        for pair in a.chunks_exact_mut(2) {
+            let (u, v) = (pair[0], pair[1]);
+            pair[0] = reduce_once(u + v, p2);
+            pair[1] = reduce_once(u + p2 - v, p2);
+        }
     }
 }
 
-/// Decimation-in-time inverse transform (unscaled): bit-reversed in, natural out.
+/// Decimation-in-time inverse transform (unscaled): bit-reversed in, natural
+/// out, values in [0, 2p) in and out; levels fused in pairs like [`forward`].
 fn inverse(prime: &Prime, a: &mut [u64], tw: &[u64]) {
     let n = a.len();
+    let p2 = 2 * prime.p;
     let mut h = 1;
+    if n.trailing_zeros() % 2 == 1 {
+        for pair in a.chunks_exact_mut(2) {
+            let (u, v) = (pair[0], pair[1]);
+            pair[0] = reduce_once(u + v, p2);
+            pair[1] = reduce_once(u + p2 - v, p2);
+        }
+        h = 2;
+    }
     while h < n {
-        let w = &tw[h..2 * h];
-        for block in a.chunks_exact_mut(2 * h) {
-            let (lo, hi) = block.split_at_mut(h);
-            for ((x, y), &wj) in lo.iter_mut().zip(hi.iter_mut()).zip(w) {
-                let u = *x;
-                let v = prime.mul(*y, wj);
-                *x = prime.add(u, v);
-                *y = prime.sub(u, v);
+        // Levels h and 2h together, on blocks of 4h.
+        let q = h;
+        let (w1, w2) = (&tw[2 * q..4 * q], &tw[q..2 * q]);
+        for block in a.chunks_exact_mut(4 * q) {
+            let (b01, b23) = block.split_at_mut(2 * q);
+            let (b0, b1) = b01.split_at_mut(q);
+            let (b2, b3) = b23.split_at_mut(q);
+            for j in 0..q {
+                let (x0, x1, x2, x3) = (b0[j], b1[j], b2[j], b3[j]);
+                let v = prime.mul_lazy(x1, w2[j]);
+                let (y0, y1) = (reduce_once(x0 + v, p2), reduce_once(x0 + p2 - v, p2));
+                let v = prime.mul_lazy(x3, w2[j]);
+                let (y2, y3) = (reduce_once(x2 + v, p2), reduce_once(x2 + p2 - v, p2));
+                let v = prime.mul_lazy(y2, w1[j]);
+                b0[j] = reduce_once(y0 + v, p2);
+                b2[j] = reduce_once(y0 + p2 - v, p2);
+                let v = prime.mul_lazy(y3, w1[j + q]);
+                b1[j] = reduce_once(y1 + v, p2);
+                b3[j] = reduce_once(y1 + p2 - v, p2);
             }
         }
-        h *= 2;
+        h *= 4;
     }
 }
 
@@ -341,7 +390,7 @@ fn inverse_mixed(prime: &Prime, a: &mut [u64], tw: &[u64]) {
     let (a1, a2) = rest.split_at_mut(m);
     for j in 0..m {
         let [w, w2] = r3.twiddles[j];
-        let x0 = a0[j];
+        let x0 = reduce_once(a0[j], prime.p);
         let x1 = prime.mul(a1[j], w);
         let x2 = prime.mul(a2[j], w2);
         let s = prime.add(x1, x2);
