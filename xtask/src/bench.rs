@@ -89,7 +89,12 @@ fn prepare(root: &Path, quick: bool) -> Result<Ctx> {
     crate::pip_install(&["mpmath", "gmpy2"])?;
     let (md_path, json_path, png_dir, png_rel) = if quick {
         let d = root.join("target/bench-quick");
-        (d.join("BENCHMARKS.md"), d.join("results.json"), d.clone(), String::new())
+        (
+            d.join("BENCHMARKS.md"),
+            d.join("results.json"),
+            d.clone(),
+            String::new(),
+        )
     } else {
         (
             root.join("BENCHMARKS.md"),
@@ -99,7 +104,11 @@ fn prepare(root: &Path, quick: bool) -> Result<Ctx> {
         )
     };
     std::fs::create_dir_all(&png_dir)?;
-    let work = root.join(if quick { "target/bench-quick/work" } else { "target/bench-work" });
+    let work = root.join(if quick {
+        "target/bench-quick/work"
+    } else {
+        "target/bench-work"
+    });
     if work.exists() {
         std::fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
     }
@@ -109,11 +118,7 @@ fn prepare(root: &Path, quick: bool) -> Result<Ctx> {
         let p = wasm_dir.join(format!("{w}.wasm"));
         ensure!(p.exists(), "{} is missing after the build", p.display());
     }
-    let wasmtime = if quick {
-        None
-    } else {
-        find_wasmtime()
-    };
+    let wasmtime = if quick { None } else { find_wasmtime() };
     if !quick && wasmtime.is_none() {
         eprintln!("bench: `wasmtime` (wasmtime-cli 48) not found: the wasmtime serve comparison is skipped");
     }
@@ -185,12 +190,17 @@ impl Report {
             .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_string()))
             .unwrap_or_default();
         let kernel = output(Command::new("uname").arg("-r"))?.trim().to_string();
-        let rustc = output(Command::new("rustc").arg("--version"))?.trim().to_string();
+        let rustc = output(Command::new("rustc").arg("--version"))?
+            .trim()
+            .to_string();
         // `wrk --version` exits with 1.
         let wrk = Command::new("wrk")
             .arg("--version")
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr)
+            })
             .unwrap_or_default()
             .lines()
             .next()
@@ -205,7 +215,11 @@ impl Report {
             Some(w) => output(Command::new(w).arg("--version"))?.trim().to_string(),
             None => "not used".into(),
         };
-        let cmd = if ctx.quick { "cargo xtask bench --quick" } else { "cargo xtask bench" };
+        let cmd = if ctx.quick {
+            "cargo xtask bench --quick"
+        } else {
+            "cargo xtask bench"
+        };
         let mut header = String::new();
         writeln!(header, "# fnhost benchmarks\n")?;
         writeln!(
@@ -223,8 +237,15 @@ impl Report {
         writeln!(header, "| date | {date} |")?;
         writeln!(header, "| rustc | {rustc} |")?;
         writeln!(header, "| wrk | {wrk} |")?;
-        writeln!(header, "| python, mpmath, gmpy2, mpmath backend | {} |", python.trim())?;
-        writeln!(header, "| wasmtime-cli (for `wasmtime serve`) | {wasmtime} |\n")?;
+        writeln!(
+            header,
+            "| python, mpmath, gmpy2, mpmath backend | {} |",
+            python.trim()
+        )?;
+        writeln!(
+            header,
+            "| wasmtime-cli (for `wasmtime serve`) | {wasmtime} |\n"
+        )?;
         writeln!(
             header,
             "**The load generator (wrk) and the server under test share these {nproc} cores**, and other \
@@ -268,7 +289,10 @@ impl Report {
             std::fs::create_dir_all(p)?;
         }
         std::fs::write(&ctx.md_path, md)?;
-        std::fs::write(&ctx.json_path, serde_json::to_string_pretty(&self.json)? + "\n")?;
+        std::fs::write(
+            &ctx.json_path,
+            serde_json::to_string_pretty(&self.json)? + "\n",
+        )?;
         Ok(())
     }
 }
@@ -412,12 +436,19 @@ impl Resp {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     fn json(&self) -> Result<Value> {
-        serde_json::from_slice(&self.body).with_context(|| format!("not JSON: {:.200}", self.text()))
+        serde_json::from_slice(&self.body)
+            .with_context(|| format!("not JSON: {:.200}", self.text()))
     }
 }
 
 /// One HTTP/1.1 request on a new connection (`Connection: close`).
-fn http(addr: &str, method: &str, path: &str, bearer: Option<&str>, timeout: Duration) -> Result<Resp> {
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    timeout: Duration,
+) -> Result<Resp> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
@@ -626,7 +657,13 @@ struct Fnhost {
 }
 
 impl Fnhost {
-    fn start(ctx: &Ctx, name: &str, manifest: &Path, cache: &Path, extra: &[&str]) -> Result<Fnhost> {
+    fn start(
+        ctx: &Ctx,
+        name: &str,
+        manifest: &Path,
+        cache: &Path,
+        extra: &[&str],
+    ) -> Result<Fnhost> {
         let addr = free_addr()?;
         let admin = free_addr()?;
         let state = ctx.work.join(format!("state-{name}"));
@@ -648,7 +685,13 @@ impl Fnhost {
     }
 
     fn metrics(&self) -> Result<String> {
-        let r = http(&self.admin, "GET", "/metrics", Some(TOKEN), Duration::from_secs(10))?;
+        let r = http(
+            &self.admin,
+            "GET",
+            "/metrics",
+            Some(TOKEN),
+            Duration::from_secs(10),
+        )?;
         ensure!(r.status == 200, "GET /metrics: {} {}", r.status, r.text());
         Ok(r.text())
     }
@@ -690,13 +733,24 @@ fn wasmtime_args(wasm: &str, reuse1: bool) -> Vec<String> {
     a
 }
 
-fn start_wasmtime(ctx: &Ctx, name: &str, wasm: &str, reuse1: bool, probe: &str) -> Result<(Proc, String)> {
-    let exe = ctx.wasmtime.as_ref().ok_or_else(|| anyhow!("no wasmtime"))?;
+fn start_wasmtime(
+    ctx: &Ctx,
+    name: &str,
+    wasm: &str,
+    reuse1: bool,
+    probe: &str,
+) -> Result<(Proc, String)> {
+    let exe = ctx
+        .wasmtime
+        .as_ref()
+        .ok_or_else(|| anyhow!("no wasmtime"))?;
     let addr = free_addr()?;
     let mut cmd = Command::new(exe);
     cmd.current_dir(&ctx.root);
     let args = wasmtime_args(wasm, reuse1);
-    cmd.args(&args[..4]).args(["--addr", &addr]).args(&args[4..]);
+    cmd.args(&args[..4])
+        .args(["--addr", &addr])
+        .args(&args[4..]);
     let mut p = Proc::spawn(name, &mut cmd, ctx.work.join(format!("{name}.log")))?;
     p.wait_ok(&addr, probe, Duration::from_secs(120))?;
     Ok((p, addr))
@@ -726,7 +780,10 @@ fn spin_toml_with_reuse(ctx: &Ctx, n: u32) -> Result<String> {
         ("source = \"target/", format!("source = \"{root}/target/")),
         ("source = \"models/", format!("source = \"{root}/models/")),
     ] {
-        ensure!(text.contains(from), "spin.toml has no `{from}`: update bench.rs");
+        ensure!(
+            text.contains(from),
+            "spin.toml has no `{from}`: update bench.rs"
+        );
         text = text.replace(from, &to);
     }
     for comp in ["pi", "iris"] {
@@ -742,21 +799,44 @@ fn spin_toml_with_reuse(ctx: &Ctx, n: u32) -> Result<String> {
 }
 
 fn check_pi_reply(r: &Resp, n: usize) -> Result<String> {
-    ensure!(r.status == 200, "pi ndigits={n}: status {} {:.300}", r.status, r.text());
+    ensure!(
+        r.status == 200,
+        "pi ndigits={n}: status {} {:.300}",
+        r.status,
+        r.text()
+    );
     let v = r.json()?;
-    ensure!(v["ndigits"] == json!(n), "pi: wrong ndigits in {:.200}", r.text());
-    let pi = v["pi"].as_str().ok_or_else(|| anyhow!("pi: no digits"))?.to_string();
-    ensure!(pi.len() == n + 2 || (n == 0 && pi == "3"), "pi: {} chars for ndigits={n}", pi.len());
+    ensure!(
+        v["ndigits"] == json!(n),
+        "pi: wrong ndigits in {:.200}",
+        r.text()
+    );
+    let pi = v["pi"]
+        .as_str()
+        .ok_or_else(|| anyhow!("pi: no digits"))?
+        .to_string();
+    ensure!(
+        pi.len() == n + 2 || (n == 0 && pi == "3"),
+        "pi: {} chars for ndigits={n}",
+        pi.len()
+    );
     let k = pi.len().min(PI_100.len());
     ensure!(pi[..k] == PI_100[..k], "pi: wrong digits {:.40}", pi);
     Ok(pi)
 }
 
 fn check_iris_reply(r: &Resp) -> Result<()> {
-    ensure!(r.status == 200, "iris: status {} {:.300}", r.status, r.text());
+    ensure!(
+        r.status == 200,
+        "iris: status {} {:.300}",
+        r.status,
+        r.text()
+    );
     let v = r.json()?;
     ensure!(
-        v["species"].as_str().is_some_and(|s| s.to_lowercase().contains("setosa")),
+        v["species"]
+            .as_str()
+            .is_some_and(|s| s.to_lowercase().contains("setosa")),
         "iris: unexpected answer {}",
         r.text()
     );
@@ -818,7 +898,15 @@ fn pi_compute(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             vec![1_000, 10_000, 100_000],
         )
     };
-    let reps = |n: usize| if ctx.quick { 3 } else if n <= 10_000 { 5 } else { 3 };
+    let reps = |n: usize| {
+        if ctx.quick {
+            3
+        } else if n <= 10_000 {
+            5
+        } else {
+            3
+        }
+    };
 
     // mpmath + gmpy2, in-process timing.
     let mut py = Command::new("python3");
@@ -826,13 +914,24 @@ fn pi_compute(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     for &n in &v2_sizes {
         py.arg(format!("{n}:{}", reps(n)));
     }
-    eprintln!("$ python3 -c <mpmath script> {}", v2_sizes.iter().map(|n| format!("{n}:{}", reps(*n))).collect::<Vec<_>>().join(" "));
+    eprintln!(
+        "$ python3 -c <mpmath script> {}",
+        v2_sizes
+            .iter()
+            .map(|n| format!("{n}:{}", reps(*n)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let mp_out = output(&mut py)?;
     let mut mp: Vec<Value> = Vec::new();
     for line in mp_out.lines().filter(|l| l.starts_with('{')) {
         mp.push(serde_json::from_str(line)?);
     }
-    ensure!(mp.len() == v2_sizes.len(), "mpmath script printed {} results", mp.len());
+    ensure!(
+        mp.len() == v2_sizes.len(),
+        "mpmath script printed {} results",
+        mp.len()
+    );
     let mp_of = |n: usize| mp.iter().find(|v| v["ndigits"] == json!(n)).cloned();
 
     // Native, one process per (algorithm, size) so the peak RSS is that run's.
@@ -840,7 +939,14 @@ fn pi_compute(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     for (algo, sizes) in [("chudnovsky", &v2_sizes), ("machin", &v1_sizes)] {
         for &n in sizes.iter() {
             let mut c = Command::new(&ctx.control);
-            c.args(["--time-pi", algo, "--ndigits", &n.to_string(), "--reps", &reps(n).to_string()]);
+            c.args([
+                "--time-pi",
+                algo,
+                "--ndigits",
+                &n.to_string(),
+                "--reps",
+                &reps(n).to_string(),
+            ]);
             eprintln!("$ {}", crate::shown(&c));
             let mut v: Value = serde_json::from_str(output(&mut c)?.trim())?;
             let m = mp_of(n).ok_or_else(|| anyhow!("no mpmath result for {n}"))?;
@@ -880,22 +986,55 @@ environment = {{ PI_MAX_NDIGITS = "1000000" }}
     );
     let manifest = write_manifest(ctx, "pi-bench.toml", &manifest_text)?;
     let cache = ctx.work.join("cache-pi");
-    let route = |algo: &str| if algo == "chudnovsky" { "/api/v0/pi" } else { PI_V1_ROUTE };
+    let route = |algo: &str| {
+        if algo == "chudnovsky" {
+            "/api/v0/pi"
+        } else {
+            PI_V1_ROUTE
+        }
+    };
 
     // Peak memory of the largest size of each algorithm, each in a fresh fnhost.
     let mut memory: Vec<Value> = Vec::new();
-    for (algo, n) in [("chudnovsky", *v2_sizes.last().unwrap()), ("machin", *v1_sizes.last().unwrap())] {
-        let host = Fnhost::start(ctx, &format!("fnhost-pi-mem-{algo}"), &manifest, &cache, &[])?;
-        check_pi_reply(&http(&host.addr, "GET", &format!("{}?ndigits=10", route(algo)), None, Duration::from_secs(60))?, 10)?;
+    for (algo, n) in [
+        ("chudnovsky", *v2_sizes.last().unwrap()),
+        ("machin", *v1_sizes.last().unwrap()),
+    ] {
+        let host = Fnhost::start(
+            ctx,
+            &format!("fnhost-pi-mem-{algo}"),
+            &manifest,
+            &cache,
+            &[],
+        )?;
+        check_pi_reply(
+            &http(
+                &host.addr,
+                "GET",
+                &format!("{}?ndigits=10", route(algo)),
+                None,
+                Duration::from_secs(60),
+            )?,
+            10,
+        )?;
         let rss0 = host.proc.status_kib("VmRSS")?;
         let hwm0 = host.proc.status_kib("VmHWM")?;
         let t = Instant::now();
-        let r = http(&host.addr, "GET", &format!("{}?ndigits={n}", route(algo)), None, Duration::from_secs(600))?;
+        let r = http(
+            &host.addr,
+            "GET",
+            &format!("{}?ndigits={n}", route(algo)),
+            None,
+            Duration::from_secs(600),
+        )?;
         let secs = t.elapsed().as_secs_f64();
         let hwm1 = host.proc.status_kib("VmHWM")?;
         let pi = check_pi_reply(&r, n)?;
         let m = mp_of(n).ok_or_else(|| anyhow!("no mpmath result for {n}"))?;
-        ensure!(pi[pi.len() - 20..] == *m["tail"].as_str().unwrap(), "wasm {algo} {n}: wrong last digits");
+        ensure!(
+            pi[pi.len() - 20..] == *m["tail"].as_str().unwrap(),
+            "wasm {algo} {n}: wrong last digits"
+        );
         memory.push(json!({"algo": algo, "ndigits": n, "host_rss_before_kib": rss0, "host_hwm_before_kib": hwm0,
                            "host_hwm_after_kib": hwm1, "host_peak_delta_kib": hwm1.saturating_sub(hwm0), "seconds": secs}));
     }
@@ -904,7 +1043,16 @@ environment = {{ PI_MAX_NDIGITS = "1000000" }}
     let mut wasm_results: Vec<Value> = Vec::new();
     for (algo, sizes) in [("chudnovsky", &v2_sizes), ("machin", &v1_sizes)] {
         // One unmeasured request first (first-touch of the pool, code pages).
-        check_pi_reply(&http(&host.addr, "GET", &format!("{}?ndigits=10", route(algo)), None, Duration::from_secs(60))?, 10)?;
+        check_pi_reply(
+            &http(
+                &host.addr,
+                "GET",
+                &format!("{}?ndigits=10", route(algo)),
+                None,
+                Duration::from_secs(60),
+            )?,
+            10,
+        )?;
         for &n in sizes.iter() {
             let path = format!("{}?ndigits={n}", route(algo));
             eprintln!("bench: GET http://{}{path} ×{}", host.addr, reps(n));
@@ -915,7 +1063,10 @@ environment = {{ PI_MAX_NDIGITS = "1000000" }}
                 times.push(t.elapsed().as_secs_f64());
                 let pi = check_pi_reply(&r, n)?;
                 let m = mp_of(n).ok_or_else(|| anyhow!("no mpmath result"))?;
-                ensure!(pi[pi.len() - 20..] == *m["tail"].as_str().unwrap(), "wasm {algo} {n}: wrong last digits");
+                ensure!(
+                    pi[pi.len() - 20..] == *m["tail"].as_str().unwrap(),
+                    "wasm {algo} {n}: wrong last digits"
+                );
             }
             wasm_results.push(json!({"algo": algo, "ndigits": n, "seconds": times}));
         }
@@ -923,9 +1074,21 @@ environment = {{ PI_MAX_NDIGITS = "1000000" }}
     drop(host);
 
     // Tables.
-    let med = |v: &Value| median(&v["seconds"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect::<Vec<_>>());
+    let med = |v: &Value| {
+        median(
+            &v["seconds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect::<Vec<_>>(),
+        )
+    };
     let mut md = String::new();
-    writeln!(md, "## 1. Pi compute: v1 (picrunch, Machin) and v2 (Chudnovsky)\n")?;
+    writeln!(
+        md,
+        "## 1. Pi compute: v1 (picrunch, Machin) and v2 (Chudnovsky)\n"
+    )?;
     writeln!(md, "Median wall time of computing π to N decimals (reps per size in brackets). *Native*: \
         `pi_core::pi_string` called in-process by `native-control --time-pi`. *Wasm (fnhost)*: the \
         component behind fnhost, timed by the client around one `GET …?ndigits=N` on a new \
@@ -935,44 +1098,87 @@ environment = {{ PI_MAX_NDIGITS = "1000000" }}
         faster). All results were checked digit-for-digit against mpmath (first 12 and last 20 digits, length).\n")?;
     writeln!(md, "Commands:\n")?;
     writeln!(md, "```sh")?;
-    writeln!(md, "target/release/native-control --time-pi chudnovsky|machin --ndigits N --reps R")?;
-    writeln!(md, "{}   # with the manifest below (v2 on /api/v0/pi, v1 on {PI_V1_ROUTE})", fnhost_shown("target/…/pi-bench.toml", ""))?;
-    writeln!(md, "GET 'http://$ADDR/api/v0/pi?ndigits=N'   and   GET 'http://$ADDR{PI_V1_ROUTE}?ndigits=N'")?;
+    writeln!(
+        md,
+        "target/release/native-control --time-pi chudnovsky|machin --ndigits N --reps R"
+    )?;
+    writeln!(
+        md,
+        "{}   # with the manifest below (v2 on /api/v0/pi, v1 on {PI_V1_ROUTE})",
+        fnhost_shown("target/…/pi-bench.toml", "")
+    )?;
+    writeln!(
+        md,
+        "GET 'http://$ADDR/api/v0/pi?ndigits=N'   and   GET 'http://$ADDR{PI_V1_ROUTE}?ndigits=N'"
+    )?;
     writeln!(md, "python3 -c <MPMATH_SCRIPT in xtask/src/bench.rs> N:R …")?;
     writeln!(md, "```\n")?;
-    writeln!(md, "<details><summary>pi-bench.toml</summary>\n\n```toml\n{}```\n</details>\n", manifest_text.replace(&ctx.root.display().to_string(), "$ROOT"))?;
+    writeln!(
+        md,
+        "<details><summary>pi-bench.toml</summary>\n\n```toml\n{}```\n</details>\n",
+        manifest_text.replace(&ctx.root.display().to_string(), "$ROOT")
+    )?;
     writeln!(md, "| algorithm | digits | native | wasm (fnhost, HTTP) | mpmath+gmpy2 | native / mpmath | wasm / mpmath | wasm / native |")?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
     let mut plot_series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    for (algo, label, sizes) in [("chudnovsky", "v2 Chudnovsky", &v2_sizes), ("machin", "v1 Machin (picrunch)", &v1_sizes)] {
+    for (algo, label, sizes) in [
+        ("chudnovsky", "v2 Chudnovsky", &v2_sizes),
+        ("machin", "v1 Machin (picrunch)", &v1_sizes),
+    ] {
         let mut nat_pts = Vec::new();
         let mut wasm_pts = Vec::new();
         for &n in sizes.iter() {
-            let nv = native.iter().find(|v| v["algo"] == json!(algo) && v["ndigits"] == json!(n)).unwrap();
-            let wv = wasm_results.iter().find(|v| v["algo"] == json!(algo) && v["ndigits"] == json!(n)).unwrap();
+            let nv = native
+                .iter()
+                .find(|v| v["algo"] == json!(algo) && v["ndigits"] == json!(n))
+                .unwrap();
+            let wv = wasm_results
+                .iter()
+                .find(|v| v["algo"] == json!(algo) && v["ndigits"] == json!(n))
+                .unwrap();
             let mv = mp_of(n).unwrap();
             let (tn, tw, tm) = (med(nv), med(wv), med(&mv));
             nat_pts.push((n as f64, tn));
             wasm_pts.push((n as f64, tw));
-            writeln!(md, "| {label} | {n} | {} [{}] | {} [{}] | {} [{}] | {:.2} | {:.2} | {:.2} |",
-                fmt_s(tn), reps(n), fmt_s(tw), reps(n), fmt_s(tm), reps(n), tn / tm, tw / tm, tw / tn)?;
+            writeln!(
+                md,
+                "| {label} | {n} | {} [{}] | {} [{}] | {} [{}] | {:.2} | {:.2} | {:.2} |",
+                fmt_s(tn),
+                reps(n),
+                fmt_s(tw),
+                reps(n),
+                fmt_s(tm),
+                reps(n),
+                tn / tm,
+                tw / tm,
+                tw / tn
+            )?;
         }
         plot_series.push((format!("{label}, native"), nat_pts));
         plot_series.push((format!("{label}, wasm via fnhost (HTTP)"), wasm_pts));
     }
     plot_series.push((
         "mpmath + gmpy2".into(),
-        v2_sizes.iter().map(|&n| (n as f64, med(&mp_of(n).unwrap()))).collect(),
+        v2_sizes
+            .iter()
+            .map(|&n| (n as f64, med(&mp_of(n).unwrap())))
+            .collect(),
     ));
     writeln!(md)?;
 
-    writeln!(md, "**Peak memory** at the largest size of each algorithm:\n")?;
+    writeln!(
+        md,
+        "**Peak memory** at the largest size of each algorithm:\n"
+    )?;
     writeln!(md, "| algorithm | digits | native process peak RSS (VmHWM) | mpmath process peak RSS (ru_maxrss; after import: baseline) | fnhost peak-RSS delta during the request |")?;
     writeln!(md, "|---|---:|---:|---:|---:|")?;
     for m in &memory {
         let algo = m["algo"].as_str().unwrap();
         let n = m["ndigits"].as_u64().unwrap() as usize;
-        let nv = native.iter().find(|v| v["algo"] == json!(algo) && v["ndigits"] == json!(n)).unwrap();
+        let nv = native
+            .iter()
+            .find(|v| v["algo"] == json!(algo) && v["ndigits"] == json!(n))
+            .unwrap();
         let mp_cell = match mp_of(n) {
             Some(mv) if algo == "chudnovsky" => format!(
                 "{:.1} MiB (baseline {:.1} MiB)",
@@ -981,9 +1187,12 @@ environment = {{ PI_MAX_NDIGITS = "1000000" }}
             ),
             _ => "—".into(),
         };
-        writeln!(md, "| {algo} | {n} | {:.1} MiB | {mp_cell} | {:.1} MiB |",
+        writeln!(
+            md,
+            "| {algo} | {n} | {:.1} MiB | {mp_cell} | {:.1} MiB |",
             nv["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
-            m["host_peak_delta_kib"].as_f64().unwrap() / 1024.0)?;
+            m["host_peak_delta_kib"].as_f64().unwrap() / 1024.0
+        )?;
     }
     writeln!(md, "\nThe wasm guest's linear memory is not visible from outside the host, so the wasm column \
         is the fnhost process's peak RSS (`VmHWM` in `/proc/PID/status`) after the request minus \
@@ -993,8 +1202,18 @@ environment = {{ PI_MAX_NDIGITS = "1000000" }}
         same process (ru_maxrss only grows).\n")?;
 
     let png = ctx.png_dir.join("pi_time.png");
-    plot_loglog(&png, "Time to compute pi (median, log-log)", "decimal digits", "seconds", &plot_series)?;
-    writeln!(md, "![time to compute pi vs digits, log-log]({}pi_time.png)\n", ctx.png_rel)?;
+    plot_loglog(
+        &png,
+        "Time to compute pi (median, log-log)",
+        "decimal digits",
+        "seconds",
+        &plot_series,
+    )?;
+    writeln!(
+        md,
+        "![time to compute pi vs digits, log-log]({}pi_time.png)\n",
+        ctx.png_rel
+    )?;
 
     rep.json["pi"] = json!({"native": native, "wasm_fnhost_http": wasm_results, "mpmath_gmpy2": mp,
                             "memory_largest": memory, "manifest": manifest_text});
@@ -1022,7 +1241,11 @@ fn register_font() -> Result<()> {
         let bytes = match find_font() {
             Some(b) => b,
             None => {
-                let _ = crate::run(Command::new("apt-get").args(["install", "-y", "fonts-dejavu-core"]));
+                let _ = crate::run(Command::new("apt-get").args([
+                    "install",
+                    "-y",
+                    "fonts-dejavu-core",
+                ]));
                 match find_font() {
                     Some(b) => b,
                     None => return false,
@@ -1030,13 +1253,23 @@ fn register_font() -> Result<()> {
             }
         };
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes).is_ok()
+        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
+            .is_ok()
     });
-    ensure!(ok, "no TrueType font for the plots (apt-get install fonts-dejavu-core)");
+    ensure!(
+        ok,
+        "no TrueType font for the plots (apt-get install fonts-dejavu-core)"
+    );
     Ok(())
 }
 
-fn plot_loglog(path: &Path, title: &str, xdesc: &str, ydesc: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
+fn plot_loglog(
+    path: &Path,
+    title: &str,
+    xdesc: &str,
+    ydesc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<()> {
     use plotters::prelude::*;
     register_font()?;
     let pts = series.iter().flat_map(|(_, p)| p.iter().copied());
@@ -1055,7 +1288,10 @@ fn plot_loglog(path: &Path, title: &str, xdesc: &str, ydesc: &str, series: &[(St
         .caption(title, ("sans-serif", 24))
         .x_label_area_size(50)
         .y_label_area_size(80)
-        .build_cartesian_2d((xmin / 1.5..xmax * 1.5).log_scale(), (ymin / 2.0..ymax * 2.0).log_scale())
+        .build_cartesian_2d(
+            (xmin / 1.5..xmax * 1.5).log_scale(),
+            (ymin / 2.0..ymax * 2.0).log_scale(),
+        )
         .map_err(e)?;
     chart
         .configure_mesh()
@@ -1065,7 +1301,14 @@ fn plot_loglog(path: &Path, title: &str, xdesc: &str, ydesc: &str, series: &[(St
         .y_label_formatter(&|v| format!("{v:.0e}"))
         .draw()
         .map_err(e)?;
-    let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40), RGBColor(148, 103, 189), RGBColor(140, 86, 75)];
+    let colors = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ];
     for (i, (name, pts)) in series.iter().enumerate() {
         let c = colors[i % colors.len()];
         chart
@@ -1103,11 +1346,18 @@ struct ServeRow {
 fn serving(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let conns: Vec<u32> = if ctx.quick { vec![16] } else { vec![1, 16, 64] };
     let secs = if ctx.quick { 2 } else { 10 };
-    let routes: [(&'static str, &'static str, &'static str); 2] =
-        [("iris GET", IRIS_PATH, "iris"), ("pi ndigits=100", PI_PATH, "pi_chudnovsky")];
+    let routes: [(&'static str, &'static str, &'static str); 2] = [
+        ("iris GET", IRIS_PATH, "iris"),
+        ("pi ndigits=100", PI_PATH, "pi_chudnovsky"),
+    ];
     let mut rows: Vec<ServeRow> = Vec::new();
     let mut servers_md: Vec<(String, String)> = Vec::new();
-    let measure = |server: &str, addr: &str, route: &'static str, path: &str, rows: &mut Vec<ServeRow>| -> Result<()> {
+    let measure = |server: &str,
+                   addr: &str,
+                   route: &'static str,
+                   path: &str,
+                   rows: &mut Vec<ServeRow>|
+     -> Result<()> {
         check_route(addr, path)?;
         for &c in &conns {
             let url = format!("http://{addr}{path}");
@@ -1116,24 +1366,42 @@ fn serving(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             }
             let w = wrk(&url, c, secs)?;
             if w.non2xx > 0 || w.socket_errors > 0 || w.requests == 0 {
-                let msg = format!("{server} {route} c={c}: {} non-2xx, {} socket errors, {} requests", w.non2xx, w.socket_errors, w.requests);
+                let msg = format!(
+                    "{server} {route} c={c}: {} non-2xx, {} socket errors, {} requests",
+                    w.non2xx, w.socket_errors, w.requests
+                );
                 if ctx.quick {
                     bail!(msg);
                 }
                 eprintln!("bench: WARNING {msg}");
             }
             check_route(addr, path)?;
-            rows.push(ServeRow { route, server: server.to_string(), conns: c, w });
+            rows.push(ServeRow {
+                route,
+                server: server.to_string(),
+                conns: c,
+                w,
+            });
         }
         Ok(())
     };
 
     // fnhost, fresh instance per request (spin.toml as is) and instance_reuse = 128.
-    let reuse_manifest = write_manifest(ctx, "spin-reuse128.toml", &spin_toml_with_reuse(ctx, 128)?)?;
+    let reuse_manifest =
+        write_manifest(ctx, "spin-reuse128.toml", &spin_toml_with_reuse(ctx, 128)?)?;
     let cache = ctx.work.join("cache-serve");
     for (name, manifest, shown) in [
-        ("fnhost fresh", ctx.root.join("spin.toml"), fnhost_shown("spin.toml", "")),
-        ("fnhost reuse128", reuse_manifest.clone(), fnhost_shown("spin-reuse128.toml", "") + "   # spin.toml + instance_reuse = 128 for pi and iris"),
+        (
+            "fnhost fresh",
+            ctx.root.join("spin.toml"),
+            fnhost_shown("spin.toml", ""),
+        ),
+        (
+            "fnhost reuse128",
+            reuse_manifest.clone(),
+            fnhost_shown("spin-reuse128.toml", "")
+                + "   # spin.toml + instance_reuse = 128 for pi and iris",
+        ),
     ] {
         let host = Fnhost::start(ctx, &name.replace(' ', "-"), &manifest, &cache, &[])?;
         for (route, path, _) in routes {
@@ -1144,9 +1412,18 @@ fn serving(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     }
     // wasmtime serve, one process per component.
     if ctx.wasmtime.is_some() {
-        for (name, reuse1) in [("wasmtime serve fresh", true), ("wasmtime serve default", false)] {
+        for (name, reuse1) in [
+            ("wasmtime serve fresh", true),
+            ("wasmtime serve default", false),
+        ] {
             for (route, path, wasm) in routes {
-                let (p, addr) = start_wasmtime(ctx, &format!("{}-{wasm}", name.replace(' ', "-")), wasm, reuse1, path)?;
+                let (p, addr) = start_wasmtime(
+                    ctx,
+                    &format!("{}-{wasm}", name.replace(' ', "-")),
+                    wasm,
+                    reuse1,
+                    path,
+                )?;
                 measure(name, &addr, route, path, &mut rows)?;
                 drop(p);
                 servers_md.push((format!("{name} ({route})"), wasmtime_shown(wasm, reuse1)));
@@ -1175,21 +1452,50 @@ fn serving(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     for (name, shown) in &servers_md {
         writeln!(md, "# {name}\n{shown}")?;
     }
-    writeln!(md, "# load, per route and connection count C\n{}", wrk_shown("/ROUTE", 16, secs).replace("-t2 -c16", "-t$((C<2?C:2)) -c$C"))?;
+    writeln!(
+        md,
+        "# load, per route and connection count C\n{}",
+        wrk_shown("/ROUTE", 16, secs).replace("-t2 -c16", "-t$((C<2?C:2)) -c$C")
+    )?;
     writeln!(md, "```\n")?;
-    writeln!(md, "| route | conns | server | req/s | p50 | p99 | non-2xx | socket errors |")?;
+    writeln!(
+        md,
+        "| route | conns | server | req/s | p50 | p99 | non-2xx | socket errors |"
+    )?;
     writeln!(md, "|---|---:|---|---:|---:|---:|---:|---:|")?;
     for r in &rows {
-        writeln!(md, "| {} | {} | {} | {:.0} | {} | {} | {} | {} |", r.route, r.conns, r.server, r.w.rps, fmt_ms(r.w.p50_ms), fmt_ms(r.w.p99_ms), r.w.non2xx, r.w.socket_errors)?;
+        writeln!(
+            md,
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {} |",
+            r.route,
+            r.conns,
+            r.server,
+            r.w.rps,
+            fmt_ms(r.w.p50_ms),
+            fmt_ms(r.w.p99_ms),
+            r.w.non2xx,
+            r.w.socket_errors
+        )?;
     }
-    let get = |route: &str, server: &str, c: u32| rows.iter().find(|r| r.route == route && r.server == server && r.conns == c).map(|r| r.w.rps);
-    writeln!(md, "\n**Ratios of req/s** (targets: fnhost ≥ 1.2× wasmtime serve; native ≤ 1.5× fnhost):\n")?;
+    let get = |route: &str, server: &str, c: u32| {
+        rows.iter()
+            .find(|r| r.route == route && r.server == server && r.conns == c)
+            .map(|r| r.w.rps)
+    };
+    writeln!(
+        md,
+        "\n**Ratios of req/s** (targets: fnhost ≥ 1.2× wasmtime serve; native ≤ 1.5× fnhost):\n"
+    )?;
     writeln!(md, "| route | conns | fnhost fresh / wasmtime serve fresh | fnhost reuse128 / wasmtime serve default | native / fnhost fresh | native / fnhost reuse128 |")?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|")?;
     let mut ratios = Vec::new();
     let cell = |x: Option<f64>, target: f64, higher_is_good: bool| match x {
         Some(v) => {
-            let ok = if higher_is_good { v >= target } else { v <= target };
+            let ok = if higher_is_good {
+                v >= target
+            } else {
+                v <= target
+            };
             format!("{v:.2} {}", if ok { "✓" } else { "✗ (missed)" })
         }
         None => "not measured".into(),
@@ -1197,17 +1503,38 @@ fn serving(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     for (route, _, _) in routes {
         for &c in &conns {
             let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
-            let f_w = ratio(get(route, "fnhost fresh", c), get(route, "wasmtime serve fresh", c));
-            let r_w = ratio(get(route, "fnhost reuse128", c), get(route, "wasmtime serve default", c));
+            let f_w = ratio(
+                get(route, "fnhost fresh", c),
+                get(route, "wasmtime serve fresh", c),
+            );
+            let r_w = ratio(
+                get(route, "fnhost reuse128", c),
+                get(route, "wasmtime serve default", c),
+            );
             let n_f = ratio(get(route, "native", c), get(route, "fnhost fresh", c));
             let n_r = ratio(get(route, "native", c), get(route, "fnhost reuse128", c));
-            writeln!(md, "| {route} | {c} | {} | {} | {} | {} |", cell(f_w, 1.2, true), cell(r_w, 1.2, true), cell(n_f, 1.5, false), cell(n_r, 1.5, false))?;
+            writeln!(
+                md,
+                "| {route} | {c} | {} | {} | {} | {} |",
+                cell(f_w, 1.2, true),
+                cell(r_w, 1.2, true),
+                cell(n_f, 1.5, false),
+                cell(n_r, 1.5, false)
+            )?;
             ratios.push(json!({"route": route, "conns": c, "fnhost_fresh_over_wasmtime_fresh": f_w,
                 "fnhost_reuse128_over_wasmtime_default": r_w, "native_over_fnhost_fresh": n_f, "native_over_fnhost_reuse128": n_r}));
         }
     }
     if ctx.wasmtime.is_none() {
-        writeln!(md, "\n`wasmtime serve` was not measured in this run ({}).", if ctx.quick { "--quick never uses it" } else { "wasmtime-cli 48 not installed: `cargo install wasmtime-cli@48.0.8 --locked`" })?;
+        writeln!(
+            md,
+            "\n`wasmtime serve` was not measured in this run ({}).",
+            if ctx.quick {
+                "--quick never uses it"
+            } else {
+                "wasmtime-cli 48 not installed: `cargo install wasmtime-cli@48.0.8 --locked`"
+            }
+        )?;
     }
     writeln!(md)?;
 
@@ -1220,8 +1547,16 @@ fn serving(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             bars.push((format!("{}: {}", route, r.server), r.w.rps));
         }
     }
-    plot_bars(&png, &format!("Requests/s at {c_max} connections (wrk, {secs} s)"), &bars)?;
-    writeln!(md, "![requests per second by server]({}serving_rps.png)\n", ctx.png_rel)?;
+    plot_bars(
+        &png,
+        &format!("Requests/s at {c_max} connections (wrk, {secs} s)"),
+        &bars,
+    )?;
+    writeln!(
+        md,
+        "![requests per second by server]({}serving_rps.png)\n",
+        ctx.png_rel
+    )?;
 
     rep.json["serving"] = json!({
         "seconds_per_run": secs,
@@ -1273,7 +1608,10 @@ fn plot_bars(path: &Path, title: &str, bars: &[(String, f64)]) -> Result<()> {
             };
             let i = i as i32;
             let mut r = Rectangle::new(
-                [(0.0, SegmentValue::Exact(i)), (*v, SegmentValue::Exact(i + 1))],
+                [
+                    (0.0, SegmentValue::Exact(i)),
+                    (*v, SegmentValue::Exact(i + 1)),
+                ],
                 color.filled(),
             );
             r.set_margin(4, 4, 0, 0);
@@ -1316,7 +1654,10 @@ fn startup(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     };
     let mut cold = Vec::new();
     for i in 0..reps {
-        cold.push(first_200(&format!("fnhost-start-cold-{i}"), &ctx.work.join(format!("cache-cold-{i}")))?);
+        cold.push(first_200(
+            &format!("fnhost-start-cold-{i}"),
+            &ctx.work.join(format!("cache-cold-{i}")),
+        )?);
     }
     let warm_cache = ctx.work.join("cache-cold-0");
     let mut warm = Vec::new();
@@ -1327,15 +1668,33 @@ fn startup(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     for i in 0..reps {
         let addr = free_addr()?;
         let mut cmd = Command::new(&ctx.control);
-        cmd.current_dir(&ctx.root).args(["--listen", &addr, "--model", "models/iris/v1/model.json"]);
-        let mut p = Proc::spawn("native-start", &mut cmd, ctx.work.join(format!("native-start-{i}.log")))?;
+        cmd.current_dir(&ctx.root).args([
+            "--listen",
+            &addr,
+            "--model",
+            "models/iris/v1/model.json",
+        ]);
+        let mut p = Proc::spawn(
+            "native-start",
+            &mut cmd,
+            ctx.work.join(format!("native-start-{i}.log")),
+        )?;
         p.wait_ok(&addr, PI_PATH, Duration::from_secs(30))?;
-        native.push(p.wait_ok(&addr, IRIS_PATH, Duration::from_secs(30))?.as_secs_f64());
+        native.push(
+            p.wait_ok(&addr, IRIS_PATH, Duration::from_secs(30))?
+                .as_secs_f64(),
+        );
     }
     let mut wt = Vec::new();
     if ctx.wasmtime.is_some() {
         for i in 0..reps {
-            let (p, _) = start_wasmtime(ctx, &format!("wasmtime-start-{i}"), "pi_chudnovsky", true, PI_PATH)?;
+            let (p, _) = start_wasmtime(
+                ctx,
+                &format!("wasmtime-start-{i}"),
+                "pi_chudnovsky",
+                true,
+                PI_PATH,
+            )?;
             wt.push(p.started.elapsed().as_secs_f64());
         }
     }
@@ -1345,23 +1704,45 @@ fn startup(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         answered 200 (polled every 2 ms on new connections), serving `spin.toml`. *Cold*: a new, empty \
         `--cache-dir` (both components compiled by Cranelift). *Warm*: the cache directory a cold run \
         filled (compiled code loaded from it). Median of {reps} (all values in results.json).\n")?;
-    writeln!(md, "```sh\n{}   # cold: new empty DIR each time; warm: DIR of the first cold run", fnhost_shown("spin.toml", ""))?;
+    writeln!(
+        md,
+        "```sh\n{}   # cold: new empty DIR each time; warm: DIR of the first cold run",
+        fnhost_shown("spin.toml", "")
+    )?;
     writeln!(md, "{NATIVE_SHOWN}")?;
     if ctx.wasmtime.is_some() {
-        writeln!(md, "{}   # pi only, wasmtime's default cache settings", wasmtime_shown("pi_chudnovsky", true))?;
+        writeln!(
+            md,
+            "{}   # pi only, wasmtime's default cache settings",
+            wasmtime_shown("pi_chudnovsky", true)
+        )?;
     }
     writeln!(md, "```\n")?;
-    writeln!(md, "| server | cache | first 200 on both routes (median) | min | max |")?;
+    writeln!(
+        md,
+        "| server | cache | first 200 on both routes (median) | min | max |"
+    )?;
     writeln!(md, "|---|---|---:|---:|---:|")?;
     let row = |md: &mut String, s: &str, c: &str, v: &[f64]| -> Result<()> {
-        writeln!(md, "| {s} | {c} | {} | {} | {} |", fmt_s(median(v)), fmt_s(v.iter().copied().fold(f64::MAX, f64::min)), fmt_s(v.iter().copied().fold(0.0, f64::max)))?;
+        writeln!(
+            md,
+            "| {s} | {c} | {} | {} | {} |",
+            fmt_s(median(v)),
+            fmt_s(v.iter().copied().fold(f64::MAX, f64::min)),
+            fmt_s(v.iter().copied().fold(0.0, f64::max))
+        )?;
         Ok(())
     };
     row(&mut md, "fnhost", "cold", &cold)?;
     row(&mut md, "fnhost", "warm", &warm)?;
     row(&mut md, "native-control", "—", &native)?;
     if !wt.is_empty() {
-        row(&mut md, "wasmtime serve (pi only, first 200 on pi)", "wasmtime default", &wt)?;
+        row(
+            &mut md,
+            "wasmtime serve (pi only, first 200 on pi)",
+            "wasmtime default",
+            &wt,
+        )?;
     }
     writeln!(md)?;
     rep.json["startup"] = json!({"fnhost_cold_s": cold, "fnhost_warm_s": warm, "native_s": native, "wasmtime_serve_pi_s": wt});
@@ -1379,9 +1760,19 @@ fn sha8(path: &Path) -> Result<String> {
 }
 
 fn live_update(ctx: &Ctx, rep: &mut Report) -> Result<()> {
-    let (secs, swaps, gap_ms) = if ctx.quick { (4u32, 4usize, 200u64) } else { (20, 20, 300) };
+    let (secs, swaps, gap_ms) = if ctx.quick {
+        (4u32, 4usize, 200u64)
+    } else {
+        (20, 20, 300)
+    };
     let conns = 16;
-    let host = Fnhost::start(ctx, "fnhost-live", &ctx.root.join("spin.toml"), &ctx.work.join("cache-live"), &[])?;
+    let host = Fnhost::start(
+        ctx,
+        "fnhost-live",
+        &ctx.root.join("spin.toml"),
+        &ctx.work.join("cache-live"),
+        &[],
+    )?;
     let versions: Vec<(PathBuf, String)> = ["pi_picrunch", "pi_chudnovsky"]
         .iter()
         .map(|w| {
@@ -1394,7 +1785,10 @@ fn live_update(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let url = format!("http://{}{PI_PATH}", host.addr);
     let mut wrk_child = wrk_cmd(&url, conns, secs);
     eprintln!("$ {} &", crate::shown(&wrk_child));
-    let wrk_child = wrk_child.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let wrk_child = wrk_child
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
     let wrk_started = Instant::now();
     std::thread::sleep(Duration::from_secs(1));
     let mut admin_ms = Vec::new();
@@ -1404,22 +1798,42 @@ fn live_update(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         let (path, version) = &versions[i % 2];
         let q = format!("/v1/components/pi/deploy?path={}", path.display());
         let t = Instant::now();
-        let r = http(&host.admin, "POST", &q, Some(TOKEN), Duration::from_secs(120))?;
+        let r = http(
+            &host.admin,
+            "POST",
+            &q,
+            Some(TOKEN),
+            Duration::from_secs(120),
+        )?;
         admin_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         if r.status != 200 {
-            failures.push(format!("swap {i}: admin answered {} {}", r.status, r.text()));
+            failures.push(format!(
+                "swap {i}: admin answered {} {}",
+                r.status,
+                r.text()
+            ));
             continue;
         }
         let returned = Instant::now();
         loop {
-            let r = http(&host.addr, "GET", "/api/v0/pi?ndigits=10", None, Duration::from_secs(30))?;
+            let r = http(
+                &host.addr,
+                "GET",
+                "/api/v0/pi?ndigits=10",
+                None,
+                Duration::from_secs(30),
+            )?;
             if r.status == 200 && r.header("fnhost-version") == Some(version.as_str()) {
                 check_pi_reply(&r, 10)?;
                 visible_ms.push(returned.elapsed().as_secs_f64() * 1000.0);
                 break;
             }
             if returned.elapsed() > Duration::from_secs(10) {
-                failures.push(format!("swap {i}: {version} not visible after 10 s (last: {} {:?})", r.status, r.header("fnhost-version")));
+                failures.push(format!(
+                    "swap {i}: {version} not visible after 10 s (last: {} {:?})",
+                    r.status,
+                    r.header("fnhost-version")
+                ));
                 break;
             }
         }
@@ -1433,11 +1847,18 @@ fn live_update(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     check_route(&host.addr, PI_PATH)?;
     drop(host);
     if swaps_done_at > secs as f64 {
-        failures.push(format!("the swaps took {swaps_done_at:.1} s, longer than the {secs} s wrk run"));
+        failures.push(format!(
+            "the swaps took {swaps_done_at:.1} s, longer than the {secs} s wrk run"
+        ));
     }
     if ctx.quick {
         ensure!(failures.is_empty(), "live update: {}", failures.join("; "));
-        ensure!(w.non2xx == 0 && w.socket_errors == 0, "live update: {} non-2xx, {} socket errors", w.non2xx, w.socket_errors);
+        ensure!(
+            w.non2xx == 0 && w.socket_errors == 0,
+            "live update: {} non-2xx, {} socket errors",
+            w.non2xx,
+            w.socket_errors
+        );
     }
     let mut md = String::new();
     writeln!(md, "## 4. Live update under load\n")?;
@@ -1473,7 +1894,9 @@ fn live_update(ctx: &Ctx, rep: &mut Report) -> Result<()> {
 fn histogram_sum_count(metrics: &str, name: &str, filter: &str) -> (f64, f64) {
     let (mut sum, mut count) = (0.0, 0.0);
     for line in metrics.lines() {
-        let Some((key, val)) = line.rsplit_once(' ') else { continue };
+        let Some((key, val)) = line.rsplit_once(' ') else {
+            continue;
+        };
         let Ok(v) = val.parse::<f64>() else { continue };
         if !key.contains(filter) {
             continue;
@@ -1488,7 +1911,11 @@ fn histogram_sum_count(metrics: &str, name: &str, filter: &str) -> (f64, f64) {
 }
 
 fn per_instance(ctx: &Ctx, rep: &mut Report) -> Result<()> {
-    let (k, sleep_ms, load_secs) = if ctx.quick { (16usize, 1500u64, 2u32) } else { (64, 4000, 5) };
+    let (k, sleep_ms, load_secs) = if ctx.quick {
+        (16usize, 1500u64, 2u32)
+    } else {
+        (64, 4000, 5)
+    };
     let root = ctx.root.display().to_string();
     let manifest_text = format!(
         r#"spin_manifest_version = 2
@@ -1521,31 +1948,72 @@ source = "{root}/target/wasm32-wasip2/release/test_faults.wasm"
     for pooling in [true, false] {
         let name = if pooling { "pooling" } else { "no-pooling" };
         let extra: &[&str] = if pooling { &[] } else { &["--no-pooling"] };
-        let host = Fnhost::start(ctx, &format!("fnhost-inst-{name}"), &manifest, &cache, extra)?;
+        let host = Fnhost::start(
+            ctx,
+            &format!("fnhost-inst-{name}"),
+            &manifest,
+            &cache,
+            extra,
+        )?;
         let mut inst = serde_json::Map::new();
         for (label, path) in [("iris", IRIS_PATH), ("pi", PI_PATH)] {
             check_route(&host.addr, path)?;
             let before = host.metrics()?;
             let w = wrk(&format!("http://{}{path}", host.addr), 16, load_secs)?;
-            ensure!(w.non2xx == 0 && w.socket_errors == 0, "{name} {label}: {} non-2xx, {} socket errors", w.non2xx, w.socket_errors);
+            ensure!(
+                w.non2xx == 0 && w.socket_errors == 0,
+                "{name} {label}: {} non-2xx, {} socket errors",
+                w.non2xx,
+                w.socket_errors
+            );
             let after = host.metrics()?;
             // The histogram has no component label: each delta covers one route's run only.
             let filter = "";
-            let (s0, c0) = histogram_sum_count(&before, "fnhost_instantiation_duration_seconds", filter);
-            let (s1, c1) = histogram_sum_count(&after, "fnhost_instantiation_duration_seconds", filter);
-            ensure!(c1 > c0, "{name}: no instantiations of {label} counted in /metrics:\n{}", after.lines().filter(|l| l.contains("instantiation")).collect::<Vec<_>>().join("\n"));
+            let (s0, c0) =
+                histogram_sum_count(&before, "fnhost_instantiation_duration_seconds", filter);
+            let (s1, c1) =
+                histogram_sum_count(&after, "fnhost_instantiation_duration_seconds", filter);
+            ensure!(
+                c1 > c0,
+                "{name}: no instantiations of {label} counted in /metrics:\n{}",
+                after
+                    .lines()
+                    .filter(|l| l.contains("instantiation"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
             inst.insert(label.into(), json!({"mean_us": (s1 - s0) / (c1 - c0) * 1e6, "count": c1 - c0, "req_per_s": w.rps}));
         }
         // Memory per concurrent instance: K requests that sleep in the guest.
-        let ok = http(&host.addr, "GET", "/faults/sleep?ms=1", None, Duration::from_secs(30))?;
-        ensure!(ok.status == 200, "faults sleep: {} {}", ok.status, ok.text());
+        let ok = http(
+            &host.addr,
+            "GET",
+            "/faults/sleep?ms=1",
+            None,
+            Duration::from_secs(30),
+        )?;
+        ensure!(
+            ok.status == 200,
+            "faults sleep: {} {}",
+            ok.status,
+            ok.text()
+        );
         std::thread::sleep(Duration::from_millis(500));
         let idle = host.proc.status_kib("VmRSS")?;
         let addr = host.addr.clone();
         let handles: Vec<_> = (0..k)
             .map(|_| {
                 let addr = addr.clone();
-                std::thread::spawn(move || http(&addr, "GET", &format!("/faults/sleep?ms={sleep_ms}"), None, Duration::from_secs(60)).map(|r| r.status))
+                std::thread::spawn(move || {
+                    http(
+                        &addr,
+                        "GET",
+                        &format!("/faults/sleep?ms={sleep_ms}"),
+                        None,
+                        Duration::from_secs(60),
+                    )
+                    .map(|r| r.status)
+                })
             })
             .collect();
         // Sample RSS and the in-flight gauge while the requests sleep.
@@ -1556,7 +2024,8 @@ source = "{root}/target/wasm32-wasip2/release/test_faults.wasm"
         while t.elapsed() < Duration::from_millis(sleep_ms / 2) {
             loaded = loaded.max(host.proc.status_kib("VmRSS")?);
             let m = host.metrics()?;
-            let f: f64 = m.lines()
+            let f: f64 = m
+                .lines()
                 .filter(|l| l.starts_with("fnhost_requests_in_flight"))
                 .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
                 .sum();
@@ -1567,7 +2036,10 @@ source = "{root}/target/wasm32-wasip2/release/test_faults.wasm"
         for h in handles {
             statuses.push(h.join().map_err(|_| anyhow!("client thread panicked"))??);
         }
-        ensure!(statuses.iter().all(|&s| s == 200), "{name}: sleeping requests answered {statuses:?}");
+        ensure!(
+            statuses.iter().all(|&s| s == 200),
+            "{name}: sleeping requests answered {statuses:?}"
+        );
         let after = host.proc.status_kib("VmRSS")?;
         let per = (loaded as f64 - idle as f64) / k as f64;
         results.push(json!({"allocator": name, "instantiation": inst, "concurrent": k, "sleep_ms": sleep_ms,
@@ -1583,19 +2055,41 @@ source = "{root}/target/wasm32-wasip2/release/test_faults.wasm"
         highest sample) while {k} requests to the test-faults component's `/sleep?ms={sleep_ms}` are \
         in flight, minus its RSS when idle just before, divided by {k}. Manifest: pi, iris and \
         test-faults (on `/faults/...`) with the spin.toml limits (128 MiB memory limit).\n")?;
-    writeln!(md, "```sh\n{}   # and the same with --no-pooling", fnhost_shown("target/…/instances.toml", ""))?;
-    writeln!(md, "{}", wrk_shown("/api/v01/classify?… (and /api/v0/pi?ndigits=100)", 16, load_secs))?;
-    writeln!(md, "{k} × GET 'http://$ADDR/faults/sleep?ms={sleep_ms}' at once")?;
+    writeln!(
+        md,
+        "```sh\n{}   # and the same with --no-pooling",
+        fnhost_shown("target/…/instances.toml", "")
+    )?;
+    writeln!(
+        md,
+        "{}",
+        wrk_shown(
+            "/api/v01/classify?… (and /api/v0/pi?ndigits=100)",
+            16,
+            load_secs
+        )
+    )?;
+    writeln!(
+        md,
+        "{k} × GET 'http://$ADDR/faults/sleep?ms={sleep_ms}' at once"
+    )?;
     writeln!(md, "```\n")?;
     writeln!(md, "| allocator | instantiate iris (mean) | instantiate pi (mean) | idle RSS | RSS with {k} in flight | per concurrent instance | in-flight gauge seen |")?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|---:|")?;
     for r in &results {
-        writeln!(md, "| {} | {:.1} µs (n={}) | {:.1} µs (n={}) | {:.1} MiB | {:.1} MiB | {:.0} KiB | {} |",
+        writeln!(
+            md,
+            "| {} | {:.1} µs (n={}) | {:.1} µs (n={}) | {:.1} MiB | {:.1} MiB | {:.0} KiB | {} |",
             r["allocator"].as_str().unwrap(),
-            r["instantiation"]["iris"]["mean_us"].as_f64().unwrap(), r["instantiation"]["iris"]["count"],
-            r["instantiation"]["pi"]["mean_us"].as_f64().unwrap(), r["instantiation"]["pi"]["count"],
-            r["idle_rss_kib"].as_f64().unwrap() / 1024.0, r["loaded_rss_kib"].as_f64().unwrap() / 1024.0,
-            r["per_instance_kib"].as_f64().unwrap(), r["max_in_flight_seen"])?;
+            r["instantiation"]["iris"]["mean_us"].as_f64().unwrap(),
+            r["instantiation"]["iris"]["count"],
+            r["instantiation"]["pi"]["mean_us"].as_f64().unwrap(),
+            r["instantiation"]["pi"]["count"],
+            r["idle_rss_kib"].as_f64().unwrap() / 1024.0,
+            r["loaded_rss_kib"].as_f64().unwrap() / 1024.0,
+            r["per_instance_kib"].as_f64().unwrap(),
+            r["max_in_flight_seen"]
+        )?;
     }
     writeln!(md)?;
     rep.json["per_instance"] = json!({"manifest": manifest_text, "runs": results});
