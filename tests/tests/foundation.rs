@@ -283,3 +283,79 @@ fn sigterm_finishes_requests_in_flight() {
     );
     assert!(status.success(), "clean exit: {status}");
 }
+
+#[test]
+fn outgoing_http_only_to_allowed_hosts() {
+    let files = TempDir::new("upstream");
+    files.write("hello.txt", "hello");
+    let upstream = e2e::StaticServer::start(files.path().to_path_buf());
+    let dir = fixture();
+    dir.write(
+        "spin.toml",
+        format!(
+            "{MANIFEST}\n[[trigger.http]]\nroute = \"/net/...\"\ncomponent = \"net\"\n[component.net]\nsource = \"test_faults.wasm\"\nallowed_outbound_hosts = [\"http://127.0.0.1:{}\"]\n",
+            upstream.port
+        ),
+    );
+    let host = Host::start(dir.path());
+    let url = upstream.url("hello.txt");
+    let allowed = host.get(&format!("/net/fetch?url={url}"));
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    assert_eq!(allowed.json()["upstream_status"], 200);
+    let denied = host.get(&format!("/api/fetch?url={url}"));
+    assert_eq!(
+        denied.status,
+        502,
+        "no allowed_outbound_hosts: {}",
+        denied.text()
+    );
+    assert!(
+        denied.error().contains("HttpRequestDenied"),
+        "{}",
+        denied.error()
+    );
+    let other_port = host.get(&format!(
+        "/net/fetch?url=http://127.0.0.1:{}/x",
+        e2e::free_port()
+    ));
+    assert!(
+        other_port.error().contains("HttpRequestDenied"),
+        "{}",
+        other_port.text()
+    );
+    assert_eq!(
+        upstream.hits.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "denied requests never left the host"
+    );
+}
+
+#[test]
+fn instance_reuse_is_opt_in() {
+    let dir = fixture();
+    dir.write(
+        "spin.toml",
+        format!("{MANIFEST}\n[component.faults.tool.fnhost]\ninstance_reuse = 50\n"),
+    );
+    let host = Host::start(dir.path());
+    let count = |host: &Host| -> u64 {
+        let m = host.admin("GET", "/metrics", None).text();
+        m.lines()
+            .find_map(|l| l.strip_prefix("fnhost_instantiation_duration_seconds_count "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for _ in 0..40 {
+        assert_eq!(host.get("/api/ok").status, 200);
+    }
+    assert!(
+        count(&host) <= 2,
+        "reused: {} instantiations for 40 requests",
+        count(&host)
+    );
+    for _ in 0..10 {
+        assert_eq!(host.get("/api/v0/pi?ndigits=3").status, 200);
+    }
+    assert!(count(&host) >= 10, "pi keeps a fresh instance per request");
+}

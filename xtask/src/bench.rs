@@ -1544,7 +1544,7 @@ fn serving(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let mut bars: Vec<(String, f64)> = Vec::new();
     for (route, _, _) in routes {
         for r in rows.iter().filter(|r| r.route == route && r.conns == c_max) {
-            bars.push((format!("{}: {}", route, r.server), r.w.rps));
+            bars.push((format!("{}, {}", r.server, route), r.w.rps));
         }
     }
     plot_bars(
@@ -1590,9 +1590,13 @@ fn plot_bars(path: &Path, title: &str, bars: &[(String, f64)]) -> Result<()> {
         .configure_mesh()
         .disable_y_mesh()
         .x_desc("requests / s")
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .y_labels(bars.len())
         .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+            SegmentValue::CenterOf(i) => labels
+                .get((n - 1 - *i) as usize)
+                .cloned()
+                .unwrap_or_default(),
             _ => String::new(),
         })
         .draw()
@@ -1606,7 +1610,7 @@ fn plot_bars(path: &Path, title: &str, bars: &[(String, f64)]) -> Result<()> {
             } else {
                 RGBColor(31, 119, 180)
             };
-            let i = i as i32;
+            let i = n - 1 - i as i32;
             let mut r = Rectangle::new(
                 [
                     (0.0, SegmentValue::Exact(i)),
@@ -1924,6 +1928,7 @@ name = "bench-instances"
 [application.tool.fnhost]
 request_timeout = "30s"
 memory_limit = "128MiB"
+max_concurrent_requests = {max_conc}
 [[trigger.http]]
 route = "/api/v0/pi"
 component = "pi"
@@ -1940,7 +1945,8 @@ source = "{root}/target/wasm32-wasip2/release/iris.wasm"
 files = [{{ source = "{root}/models/iris/v1", destination = "/model" }}]
 [component.faults]
 source = "{root}/target/wasm32-wasip2/release/test_faults.wasm"
-"#
+"#,
+        max_conc = 2 * k
     );
     let manifest = write_manifest(ctx, "instances.toml", &manifest_text)?;
     let cache = ctx.work.join("cache-instances");
@@ -1955,36 +1961,7 @@ source = "{root}/target/wasm32-wasip2/release/test_faults.wasm"
             &cache,
             extra,
         )?;
-        let mut inst = serde_json::Map::new();
-        for (label, path) in [("iris", IRIS_PATH), ("pi", PI_PATH)] {
-            check_route(&host.addr, path)?;
-            let before = host.metrics()?;
-            let w = wrk(&format!("http://{}{path}", host.addr), 16, load_secs)?;
-            ensure!(
-                w.non2xx == 0 && w.socket_errors == 0,
-                "{name} {label}: {} non-2xx, {} socket errors",
-                w.non2xx,
-                w.socket_errors
-            );
-            let after = host.metrics()?;
-            // The histogram has no component label: each delta covers one route's run only.
-            let filter = "";
-            let (s0, c0) =
-                histogram_sum_count(&before, "fnhost_instantiation_duration_seconds", filter);
-            let (s1, c1) =
-                histogram_sum_count(&after, "fnhost_instantiation_duration_seconds", filter);
-            ensure!(
-                c1 > c0,
-                "{name}: no instantiations of {label} counted in /metrics:\n{}",
-                after
-                    .lines()
-                    .filter(|l| l.contains("instantiation"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-            inst.insert(label.into(), json!({"mean_us": (s1 - s0) / (c1 - c0) * 1e6, "count": c1 - c0, "req_per_s": w.rps}));
-        }
-        // Memory per concurrent instance: K requests that sleep in the guest.
+        // Memory per concurrent instance first, in the fresh process: K requests that sleep in the guest.
         let ok = http(
             &host.addr,
             "GET",
@@ -2041,9 +2018,38 @@ source = "{root}/target/wasm32-wasip2/release/test_faults.wasm"
             "{name}: sleeping requests answered {statuses:?}"
         );
         let after = host.proc.status_kib("VmRSS")?;
+        let mut inst = serde_json::Map::new();
+        for (label, path) in [("iris", IRIS_PATH), ("pi", PI_PATH)] {
+            check_route(&host.addr, path)?;
+            let before = host.metrics()?;
+            let w = wrk(&format!("http://{}{path}", host.addr), 16, load_secs)?;
+            ensure!(
+                w.non2xx == 0 && w.socket_errors == 0,
+                "{name} {label}: {} non-2xx, {} socket errors",
+                w.non2xx,
+                w.socket_errors
+            );
+            let after = host.metrics()?;
+            // The histogram has no component label: each delta covers one route's run only.
+            let filter = "";
+            let (s0, c0) =
+                histogram_sum_count(&before, "fnhost_instantiation_duration_seconds", filter);
+            let (s1, c1) =
+                histogram_sum_count(&after, "fnhost_instantiation_duration_seconds", filter);
+            ensure!(
+                c1 > c0,
+                "{name}: no instantiations of {label} counted in /metrics:\n{}",
+                after
+                    .lines()
+                    .filter(|l| l.contains("instantiation"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            inst.insert(label.into(), json!({"mean_us": (s1 - s0) / (c1 - c0) * 1e6, "count": (c1 - c0) as u64, "req_per_s": w.rps}));
+        }
         let per = (loaded as f64 - idle as f64) / k as f64;
         results.push(json!({"allocator": name, "instantiation": inst, "concurrent": k, "sleep_ms": sleep_ms,
-            "idle_rss_kib": idle, "loaded_rss_kib": loaded, "rss_after_kib": after, "max_in_flight_seen": in_flight,
+            "idle_rss_kib": idle, "loaded_rss_kib": loaded, "rss_after_kib": after, "max_in_flight_seen": in_flight as u64,
             "per_instance_kib": per}));
         drop(host);
     }
@@ -2051,10 +2057,13 @@ source = "{root}/target/wasm32-wasip2/release/test_faults.wasm"
     writeln!(md, "## 5. Per-instance cost\n")?;
     writeln!(md, "*Instantiation*: mean of fnhost's `fnhost_instantiation_duration_seconds` histogram \
         (sum/count, delta over a {load_secs}-second wrk run with 16 connections on the route; every \
-        request gets a fresh instance). *Memory per concurrent instance*: fnhost's RSS (`VmRSS`, \
+        request gets a fresh instance). *Memory per concurrent instance*: measured first, in a freshly \
+        started fnhost (after one warm-up request), as its RSS (`VmRSS`, \
         highest sample) while {k} requests to the test-faults component's `/sleep?ms={sleep_ms}` are \
         in flight, minus its RSS when idle just before, divided by {k}. Manifest: pi, iris and \
-        test-faults (on `/faults/...`) with the spin.toml limits (128 MiB memory limit).\n")?;
+        test-faults (on `/faults/...`) with the spin.toml limits (128 MiB memory limit) and `max_concurrent_requests = {}` so that all \
+        {k} run at once (the in-flight gauge column shows how many fnhost counted). With the pooling \
+        allocator, memory slots stay resident after use, which is why its idle RSS is higher.\n", 2 * k)?;
     writeln!(
         md,
         "```sh\n{}   # and the same with --no-pooling",

@@ -2,8 +2,8 @@
 //! spin-sdk 7, that misbehaves on request. The host's integration tests mount it
 //! under any route prefix and pick a behaviour with the request path's last
 //! segment: `ok`, `echo`, `trap`, `panic`, `loop`, `alloc`, `sleep?ms=N`,
-//! `big?bytes=N`, `endless`, `status?code=N`, `env`, `files?path=P` and
-//! `version`; anything else is a 404. It exercises the host's handling of traps,
+//! `big?bytes=N`, `endless`, `status?code=N`, `env`, `files?path=P`,
+//! `fetch?url=U` (an outgoing HTTP request) and `version`; anything else is a 404. It exercises the host's handling of traps,
 //! panics, CPU and memory limits, timeouts, streamed and never-ending bodies,
 //! and what environment and files the guest is granted.
 
@@ -124,6 +124,25 @@ async fn route(req: Request) -> Result<Response<FaultBody>, ErrorCode> {
                 Err(err) => Ok(json_response(
                     StatusCode::NOT_FOUND,
                     &json!({ "error": err.to_string() }),
+                )),
+            }
+        }
+        "fetch" => {
+            let Some(url) = param("url") else {
+                return Ok(bad_request("fetch needs ?url=<absolute URL>"));
+            };
+            let outgoing = match Request::get(url).body(spin_sdk::http::EmptyBody::new()) {
+                Ok(r) => r,
+                Err(e) => return Ok(bad_request(&format!("bad url: {e}"))),
+            };
+            match spin_sdk::http::send(outgoing).await {
+                Ok(resp) => Ok(json_response(
+                    StatusCode::OK,
+                    &json!({ "upstream_status": resp.status().as_u16() }),
+                )),
+                Err(code) => Ok(json_response(
+                    StatusCode::BAD_GATEWAY,
+                    &json!({ "error": format!("{code:?}") }),
                 )),
             }
         }
