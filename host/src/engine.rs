@@ -45,6 +45,9 @@ pub struct EngineSettings {
     /// The largest memory any instance may have (the pooling allocator's slot size).
     pub max_memory_bytes: u64,
     pub cache_dir: PathBuf,
+    /// Epoch interruption (CPU-time deadlines and yielding). Off only to measure its cost:
+    /// without it a guest in an endless loop holds its thread until it ends.
+    pub epoch_deadlines: bool,
 }
 
 /// Which wasi:http world a component exports.
@@ -67,10 +70,11 @@ impl World {
 
 pub struct Runtime {
     engine: Engine,
+    epoch_deadlines: bool,
     linker: Linker<GuestState>,
     cache_dir: PathBuf,
     metrics: Arc<Metrics>,
-    _ticker: EpochTicker,
+    _ticker: Option<EpochTicker>,
 }
 
 /// A module compiled, linked and checked: ready to serve.
@@ -87,7 +91,7 @@ impl Runtime {
         config.wasm_component_model(true);
         config.wasm_component_model_async(true);
         config.wasm_wide_arithmetic(true);
-        config.epoch_interruption(true);
+        config.epoch_interruption(settings.epoch_deadlines);
         // No wasm backtraces: a trap becomes a 500 either way, and capturing them costs CPU on
         // every trap (and, for WASIp3, on every request when RUST_BACKTRACE is set).
         config.wasm_backtrace_max_frames(None);
@@ -119,9 +123,12 @@ impl Runtime {
                 settings.cache_dir.display()
             )
         })?;
-        let ticker = EpochTicker::spawn(engine.clone());
+        let ticker = settings
+            .epoch_deadlines
+            .then(|| EpochTicker::spawn(engine.clone()));
         Ok(Runtime {
             engine,
+            epoch_deadlines: settings.epoch_deadlines,
             linker,
             cache_dir: settings.cache_dir.clone(),
             metrics,
@@ -391,6 +398,7 @@ pub fn version_handler(
 ) -> VersionHandler {
     ProxyHandler::new(VersionState {
         engine: runtime.engine.clone(),
+        epoch_deadlines: runtime.epoch_deadlines,
         pre,
         policy,
         metrics: runtime.metrics.clone(),
@@ -399,6 +407,7 @@ pub fn version_handler(
 
 pub struct VersionState {
     engine: Engine,
+    epoch_deadlines: bool,
     pre: ProxyPre<GuestState>,
     policy: InstancePolicy,
     metrics: Arc<Metrics>,
@@ -444,14 +453,16 @@ impl VersionState {
         store.limiter(|s| &mut s.limits);
         // Every tick: past the deadline → trap (504); otherwise yield so a long computation
         // never starves the other requests on this executor thread.
-        store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        store.set_epoch_deadline(1);
+        if self.epoch_deadlines {
+            store.epoch_deadline_callback(|ctx| {
+                if Instant::now() >= ctx.data().deadline {
+                    Ok(UpdateDeadline::Interrupt)
+                } else {
+                    Ok(UpdateDeadline::Yield(1))
+                }
+            });
+            store.set_epoch_deadline(1);
+        }
         Ok(store)
     }
 }

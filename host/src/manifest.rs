@@ -100,6 +100,9 @@ pub struct AppSettings {
     pub idle_timeout: Duration,
     pub max_headers: usize,
     pub max_header_bytes: usize,
+    /// Open connections per listener; beyond it new connections wait in the kernel backlog,
+    /// so the host's memory stays bounded whatever the number of clients.
+    pub max_connections: usize,
 }
 
 impl Default for AppSettings {
@@ -116,6 +119,7 @@ impl Default for AppSettings {
             idle_timeout: Duration::from_secs(60),
             max_headers: 100,
             max_header_bytes: 16 << 10,
+            max_connections: 10_000,
         }
     }
 }
@@ -345,6 +349,7 @@ struct RawLimits {
     idle_timeout: Option<String>,
     max_headers: Option<usize>,
     max_header_bytes: Option<SizeValue>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -401,6 +406,12 @@ impl Cx<'_> {
         }
         if let Some(n) = raw.max_headers {
             s.max_headers = n;
+        }
+        if let Some(n) = raw.max_connections {
+            if n == 0 {
+                return Err(self.err(&format!("{at}.max_connections"), "must be at least 1"));
+            }
+            s.max_connections = n;
         }
         if let Some(m) = raw.max_header_bytes {
             s.max_header_bytes = self.size(&format!("{at}.max_header_bytes"), m)? as usize;

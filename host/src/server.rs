@@ -116,11 +116,15 @@ pub async fn serve<S, F>(
         // hyper's default is 100 on the stack; another value moves headers to the heap.
         builder.max_headers(settings.max_headers);
     }
+    let connections = Arc::new(Semaphore::new(settings.max_connections));
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
+        let (stream, peer, permit) = tokio::select! {
+            accepted = async {
+                let permit = connections.clone().acquire_owned().await.expect("never closed");
+                (listener.accept().await, permit)
+            } => match accepted {
+                (Ok((stream, peer)), permit) => (stream, peer, permit),
+                (Err(e), _) => {
                     // EMFILE and friends: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -140,6 +144,7 @@ pub async fn serve<S, F>(
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);

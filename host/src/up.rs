@@ -60,6 +60,10 @@ pub struct UpOptions {
     /// Allocate instances with mmap per instance instead of the pooling allocator.
     #[arg(long)]
     no_pooling: bool,
+    /// Turn off epoch interruption: no CPU-time request timeouts (guests blocked in I/O still
+    /// time out). Only for measuring what the timeouts cost; never in production.
+    #[arg(long)]
+    no_cpu_timeouts: bool,
     /// Worker threads of the async runtime (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -118,6 +122,7 @@ async fn up(opts: UpOptions) -> Result<()> {
     let runtime = Arc::new(Runtime::new(
         &EngineSettings {
             pooling: !opts.no_pooling,
+            epoch_deadlines: !opts.no_cpu_timeouts,
             max_memory_bytes: max_memory,
             cache_dir: opts.cache_dir.join("compiled"),
         },

@@ -22,6 +22,7 @@ max_concurrent_requests = 4
 max_queued_requests = 8
 header_read_timeout = "2s"
 max_header_bytes = "16KiB"
+max_connections = 100
 
 [[trigger.http]]
 route = "/f/..."
@@ -302,4 +303,34 @@ fn json_logs_carry_request_ids_that_responses_echo() {
     assert_eq!(req["path"], "/f/ok");
     assert_eq!(req["component"], "faults");
     assert!(lines.iter().any(|l| l["request_id"] == "trace-abc-123"));
+}
+
+#[test]
+fn idle_connections_beyond_the_limit_wait_and_memory_stays_bounded() {
+    let (_dir, host) = start(&[]);
+    let rss_before = host.rss_kib();
+    // 400 clients that connect and say nothing: 100 are accepted, the rest wait in the backlog.
+    let idle: Vec<TcpStream> = (0..400)
+        .map(|_| TcpStream::connect(host.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        host.rss_kib() < rss_before + 32 * 1024,
+        "RSS {} → {} KiB",
+        rss_before,
+        host.rss_kib()
+    );
+    // The header read timeout (2s) frees the slots; a real client is then served.
+    let t = Instant::now();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(20))
+        .build();
+    let r = e2e::send(&agent, "GET", &host.url("/f/ok"), &[], None);
+    assert_eq!(r.status, 200);
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        t.elapsed()
+    );
+    drop(idle);
 }

@@ -58,15 +58,26 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
     let started = Instant::now();
     let ctx = prepare(root, quick)?;
     let mut rep = Report::new(&ctx)?;
-    pi_compute(&ctx, &mut rep).context("pi compute benchmark")?;
-    rep.save(&ctx)?;
-    serving(&ctx, &mut rep).context("serving benchmark")?;
-    rep.save(&ctx)?;
-    startup(&ctx, &mut rep).context("start-up benchmark")?;
-    rep.save(&ctx)?;
-    live_update(&ctx, &mut rep).context("live-update benchmark")?;
-    rep.save(&ctx)?;
-    per_instance(&ctx, &mut rep).context("per-instance benchmark")?;
+    type Section = fn(&Ctx, &mut Report) -> Result<()>;
+    let sections: [(&str, Section); 5] = [
+        ("1. pi compute", pi_compute),
+        ("2. serving", serving),
+        ("3. start-up", startup),
+        ("4. live update", live_update),
+        ("5. per-instance cost", per_instance),
+    ];
+    for (name, f) in sections {
+        let before = loadavg();
+        let t = Instant::now();
+        f(&ctx, &mut rep).with_context(|| format!("benchmark {name}"))?;
+        rep.loads.push((
+            name.to_string(),
+            before,
+            loadavg(),
+            t.elapsed().as_secs_f64(),
+        ));
+        rep.save(&ctx)?;
+    }
     rep.json["total_seconds"] = json!(started.elapsed().as_secs_f64());
     rep.save(&ctx)?;
     eprintln!(
@@ -166,7 +177,19 @@ fn find_wasmtime() -> Option<PathBuf> {
     })
 }
 
+/// The load averages of /proc/loadavg (1, 5, 15 minutes).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 struct Report {
+    /// Per section: name, load average before and after, seconds.
+    loads: Vec<(String, String, String, f64)>,
     header: String,
     sections: Vec<(&'static str, String)>,
     json: Value,
@@ -262,6 +285,7 @@ impl Report {
                         "rustc": rustc, "wrk": wrk, "python_mpmath_gmpy2": python.trim(), "wasmtime": wasmtime},
         });
         Ok(Report {
+            loads: Vec::new(),
             header,
             sections: Vec::new(),
             json,
@@ -278,6 +302,25 @@ impl Report {
 
     fn save(&self, ctx: &Ctx) -> Result<()> {
         let mut md = self.header.clone();
+        if !self.loads.is_empty() {
+            md.push_str(
+                "Machine load (`/proc/loadavg`: 1, 5, 15 min) around each section; a load \
+                 well above 0 before a section means other processes were using the cores, and \
+                 that section's absolute numbers are pessimistic:\n\n\
+                 | section | load before | load after | duration |\n|---|---|---|---:|\n",
+            );
+            for (name, before, after, secs) in &self.loads {
+                md.push_str(&format!("| {name} | {before} | {after} | {secs:.0} s |\n"));
+            }
+            md.push('\n');
+        }
+        let mut json = self.json.clone();
+        json["load_average"] = Value::Array(
+            self.loads
+                .iter()
+                .map(|(n, b, a, s)| json!({"section": n, "before": b, "after": a, "seconds": s}))
+                .collect(),
+        );
         for (_, s) in &self.sections {
             md.push_str(s);
             md.push('\n');
@@ -289,10 +332,7 @@ impl Report {
             std::fs::create_dir_all(p)?;
         }
         std::fs::write(&ctx.md_path, md)?;
-        std::fs::write(
-            &ctx.json_path,
-            serde_json::to_string_pretty(&self.json)? + "\n",
-        )?;
+        std::fs::write(&ctx.json_path, serde_json::to_string_pretty(&json)? + "\n")?;
         Ok(())
     }
 }
