@@ -59,9 +59,9 @@ impl Sources {
                 if got != *sha256 {
                     bail!("downloading {url}: digest mismatch: manifest says sha256:{sha256}, the download is sha256:{got}");
                 }
-                let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
-                tokio::fs::write(&tmp, &bytes).await?;
-                tokio::fs::rename(&tmp, &cached).await?;
+                let (path, data) = (cached.clone(), bytes.clone());
+                tokio::task::spawn_blocking(move || crate::engine::write_atomically(&path, &data))
+                    .await??;
                 tracing::info!(url, sha256 = %&sha256[..8], bytes = bytes.len(), "downloaded module");
                 Ok(bytes)
             }
