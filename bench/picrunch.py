@@ -32,6 +32,8 @@ def pi_decimals(ndigits):
 
 
 if __name__ == "__main__":
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(0)  # Python >= 3.11 limits int -> str to 4300 digits
     n = int(sys.argv[1])
     start = time.perf_counter()
     decimals = pi_decimals(n)

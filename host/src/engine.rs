@@ -441,6 +441,10 @@ impl VersionState {
         // No stdin, no inherited env, args or network: only what the manifest grants.
         wasi.envs(&p.environment);
         wasi.inherit_stdout().inherit_stderr();
+        // Granted files are small, local and read-only (models, data): reading them on the
+        // executor thread costs microseconds, whereas a `spawn_blocking` hand-off per file
+        // operation costs two thread wake-ups (measured: 2.7x fewer requests/s for iris).
+        wasi.allow_blocking_current_thread(true);
         for mount in &p.files {
             wasi.preopened_dir(&mount.source, &mount.destination, FsPerms::ReadOnly)
                 .map_err(anyhow::Error::from)

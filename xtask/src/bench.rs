@@ -59,9 +59,10 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
     let ctx = prepare(root, quick)?;
     let mut rep = Report::new(&ctx)?;
     type Section = fn(&Ctx, &mut Report) -> Result<()>;
-    let sections: [(&str, Section); 5] = [
+    let sections: [(&str, Section); 6] = [
         ("1. pi compute", pi_compute),
         ("2. serving", serving),
+        ("2b. timeout cost", timeout_cost),
         ("3. start-up", startup),
         ("4. live update", live_update),
         ("5. per-instance cost", per_instance),
@@ -78,6 +79,7 @@ pub fn run(root: &Path, quick: bool) -> Result<()> {
         ));
         rep.save(&ctx)?;
     }
+    targets(&ctx, &mut rep);
     rep.json["total_seconds"] = json!(started.elapsed().as_secs_f64());
     rep.save(&ctx)?;
     eprintln!(
@@ -303,6 +305,12 @@ impl Report {
     fn headline(&mut self, key: &'static str, line: String) {
         self.summary.retain(|(k, _)| *k != key);
         self.summary.push((key, line));
+    }
+
+    /// A headline line shown first.
+    fn headline_first(&mut self, key: &'static str, line: String) {
+        self.summary.retain(|(k, _)| *k != key);
+        self.summary.insert(0, (key, line));
     }
 
     fn section(&mut self, key: &'static str, md: String) {
@@ -951,7 +959,7 @@ for arg in sys.argv[1:]:
 
 fn pi_compute(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let (v2_sizes, v1_sizes): (Vec<usize>, Vec<usize>) = if ctx.quick {
-        (vec![1_000, 10_000], vec![1_000])
+        (vec![1_000, 10_000], vec![1_000, 10_000])
     } else {
         (
             vec![1_000, 10_000, 100_000, 1_000_000],
@@ -1133,6 +1141,46 @@ environment = {{ PI_MAX_NDIGITS = "1000000" }}
     }
     drop(host);
 
+    // The original picrunch in CPython (bench/picrunch.py), checked against pi-1m.txt.
+    let py_n = *v1_sizes.last().unwrap();
+    let py_reps = 3;
+    let pi_1m = std::fs::read_to_string(ctx.root.join("functions/pi/core/tests/data/pi-1m.txt"))
+        .context("reading functions/pi/core/tests/data/pi-1m.txt")?;
+    let pi_1m = pi_1m.trim();
+    ensure!(
+        pi_1m.len() >= py_n,
+        "pi-1m.txt has only {} decimals",
+        pi_1m.len()
+    );
+    let want_sha = crate::image::sha256_hex(&pi_1m.as_bytes()[..py_n]);
+    let mut py_times = Vec::new();
+    for _ in 0..py_reps {
+        let mut c = Command::new("python3");
+        c.current_dir(&ctx.root)
+            // Python ≥ 3.11 refuses str() of integers over 4300 digits unless told otherwise.
+            .args([
+                "-X",
+                "int_max_str_digits=0",
+                "bench/picrunch.py",
+                &py_n.to_string(),
+            ]);
+        eprintln!("$ {}", crate::shown(&c));
+        let out = output(&mut c)?;
+        let mut it = out.split_whitespace();
+        let secs: f64 = it
+            .next()
+            .and_then(|x| x.parse().ok())
+            .ok_or_else(|| anyhow!("picrunch.py printed {out:?}"))?;
+        let sha = it.next().unwrap_or("");
+        ensure!(
+            sha == want_sha,
+            "picrunch.py {py_n}: sha256 {sha} of its decimals is not that of the first {py_n} decimals of pi-1m.txt ({want_sha})"
+        );
+        py_times.push(secs);
+    }
+    let picrunch_py = json!({"ndigits": py_n, "seconds": py_times, "sha256": want_sha,
+        "sha256_matches_pi_1m": true, "command": format!("python3 -X int_max_str_digits=0 bench/picrunch.py {py_n}")});
+
     // Tables.
     let med = |v: &Value| {
         median(
@@ -1261,6 +1309,48 @@ environment = {{ PI_MAX_NDIGITS = "1000000" }}
         the response body. The mpmath peak is taken after all sizes up to this one ran in the \
         same process (ru_maxrss only grows).\n")?;
 
+    // v1 against the original CPython picrunch.
+    let v1_of = |set: &[Value]| {
+        set.iter()
+            .find(|v| v["algo"] == json!("machin") && v["ndigits"] == json!(py_n))
+            .map(med)
+            .unwrap()
+    };
+    let (v1n, v1w, tpy) = (v1_of(&native), v1_of(&wasm_results), med(&picrunch_py));
+    let faster = |r: f64| {
+        if r >= 1.0 {
+            format!("v1 {r:.2}× faster")
+        } else {
+            format!("v1 {:.2}× slower", 1.0 / r)
+        }
+    };
+    let py_version = output(Command::new("python3").arg("--version"))?
+        .trim()
+        .to_string();
+    writeln!(md, "**v1 against the original picrunch** (issue: v1 vs the original CPython picrunch, Machin with \
+        Python integers): `bench/picrunch.py` is the same algorithm (Machin's formula in fixed-point \
+        integers with 10 guard digits) in {py_version}; it times itself in-process (`time.perf_counter` around \
+        the computation, not the interpreter start-up) and prints the sha256 of its decimals, which was checked \
+        against the sha256 of the first {py_n} decimals of `functions/pi/core/tests/data/pi-1m.txt` \
+        (`{}`…). v1 native and v1 wasm are the rows above (native in-process; wasm = one HTTP request to fnhost). \
+        Ratio = CPython time / v1 time (how many times faster v1 is).\n", &want_sha[..16])?;
+    writeln!(md, "```sh\npython3 -X int_max_str_digits=0 bench/picrunch.py {py_n}   # ×{py_reps}, prints \"seconds sha256\"; the -X lifts Python ≥ 3.11's 4300-digit limit on int → str\n```\n")?;
+    writeln!(md, "| digits | CPython picrunch (original) | v1 native | v1 wasm via fnhost (HTTP) | CPython / v1 native | CPython / v1 wasm |")?;
+    writeln!(md, "|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(
+        md,
+        "| {py_n} | {} [{py_reps}] | {} [{}] | {} [{}] | {:.2} ({}) | {:.2} ({}) |\n",
+        fmt_s(tpy),
+        fmt_s(v1n),
+        reps(py_n),
+        fmt_s(v1w),
+        reps(py_n),
+        tpy / v1n,
+        faster(tpy / v1n),
+        tpy / v1w,
+        faster(tpy / v1w)
+    )?;
+
     let png = ctx.png_dir.join("pi_time.png");
     plot_loglog(
         &png,
@@ -1291,6 +1381,17 @@ environment = {{ PI_MAX_NDIGITS = "1000000" }}
             fmt_s(tn), fmt_s(tw), tw / tn, fmt_s(tm), tn / tm, tw / tm
         )?;
     }
+    write!(
+        line,
+        " original CPython picrunch at {py_n} digits {} vs v1 native {} (CPython/v1 {:.2}: {}) and v1 wasm via fnhost {} (CPython/v1 {:.2}: {});",
+        fmt_s(tpy),
+        fmt_s(v1n),
+        tpy / v1n,
+        faster(tpy / v1n),
+        fmt_s(v1w),
+        tpy / v1w,
+        faster(tpy / v1w)
+    )?;
     if let Some(m) = memory.first() {
         write!(
             line,
@@ -1307,7 +1408,10 @@ environment = {{ PI_MAX_NDIGITS = "1000000" }}
     }
     rep.headline("pi", line);
     rep.json["pi"] = json!({"native": native, "wasm_fnhost_http": wasm_results, "mpmath_gmpy2": mp,
-                            "memory_largest": memory, "manifest": manifest_text});
+                            "memory_largest": memory, "manifest": manifest_text,
+                            "picrunch_cpython": picrunch_py,
+                            "picrunch_ratio": {"ndigits": py_n, "cpython_over_v1_native": tpy / v1n,
+                                               "cpython_over_v1_wasm_fnhost": tpy / v1w}});
     rep.section("pi", md);
     Ok(())
 }
@@ -1589,9 +1693,13 @@ fn serving(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     };
     writeln!(
         md,
-        "\n**Ratios of req/s** (targets: fnhost ≥ 1.2× wasmtime serve; native ≤ 1.5× fnhost):\n"
+        "\n**Like-for-like ratios of req/s** (targets: fnhost ≥ 1.2× wasmtime serve; native ≤ 1.5× fnhost). \
+        Each wasmtime comparison pairs the same instance policy: *fresh vs fresh* = a new instance per request on \
+        both sides (fnhost default vs `wasmtime serve --max-instance-reuse-count 1`); *reuse vs reuse* = fnhost \
+        `instance_reuse = 128` vs `wasmtime serve` at its default (both reuse an instance for up to 128 requests \
+        and let one WASIp3 instance take up to 16 concurrent requests). ✓ = target met, ✗ = missed:\n"
     )?;
-    writeln!(md, "| route | conns | fnhost fresh / wasmtime serve fresh | fnhost reuse128 / wasmtime serve default | native / fnhost fresh | native / fnhost reuse128 |")?;
+    writeln!(md, "| route | conns | fresh vs fresh: fnhost / wasmtime serve | reuse vs reuse: fnhost reuse128 / wasmtime serve default | native / fnhost fresh | native / fnhost reuse128 |")?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|")?;
     let mut ratios = Vec::new();
     let cell = |x: Option<f64>, target: f64, higher_is_good: bool| match x {
@@ -1754,6 +1862,271 @@ fn plot_bars(path: &Path, title: &str, bars: &[(String, f64)]) -> Result<()> {
         .map_err(e)?;
     root.present().map_err(e)?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2b. Timeout cost: epoch interruption on (default) vs --no-cpu-timeouts
+// ---------------------------------------------------------------------------------------------
+
+fn timeout_cost(ctx: &Ctx, rep: &mut Report) -> Result<()> {
+    let (secs, pairs) = if ctx.quick { (1u32, 2usize) } else { (5, 3) };
+    let conns = 16;
+    let routes: [(&str, &str); 2] = [("iris GET", IRIS_PATH), ("pi ndigits=100", PI_PATH)];
+    let reuse_manifest = write_manifest(
+        ctx,
+        "spin-reuse128-timeouts.toml",
+        &spin_toml_with_reuse(ctx, 128)?,
+    )?;
+    let cache = ctx.work.join("cache-timeouts");
+    let mut rows = Vec::new();
+    let mut md_rows = String::new();
+    for (mode, manifest) in [
+        ("fresh", ctx.root.join("spin.toml")),
+        ("reuse128", reuse_manifest.clone()),
+    ] {
+        // Both servers run side by side; only the one under load does work.
+        let on = Fnhost::start(
+            ctx,
+            &format!("fnhost-{mode}-timeouts-on"),
+            &manifest,
+            &cache,
+            &[],
+        )?;
+        let off = Fnhost::start(
+            ctx,
+            &format!("fnhost-{mode}-timeouts-off"),
+            &manifest,
+            &cache,
+            &["--no-cpu-timeouts"],
+        )?;
+        for (route, path) in routes {
+            let mut on_rps = Vec::new();
+            let mut off_rps = Vec::new();
+            for host in [&on, &off] {
+                check_route(&host.addr, path)?;
+                if !ctx.quick {
+                    wrk(&format!("http://{}{path}", host.addr), conns, 1)?; // warm-up
+                }
+            }
+            for _ in 0..pairs {
+                for (host, out) in [(&on, &mut on_rps), (&off, &mut off_rps)] {
+                    let w = wrk(&format!("http://{}{path}", host.addr), conns, secs)?;
+                    ensure!(
+                        w.non2xx == 0 && w.socket_errors == 0 && w.requests > 0,
+                        "timeout cost {mode} {route}: {} non-2xx, {} socket errors, {} requests",
+                        w.non2xx,
+                        w.socket_errors,
+                        w.requests
+                    );
+                    out.push(w.rps);
+                }
+            }
+            for host in [&on, &off] {
+                check_route(&host.addr, path)?;
+            }
+            let (m_on, m_off) = (median(&on_rps), median(&off_rps));
+            let ratio = m_on / m_off;
+            let met = ratio >= 0.95;
+            let list = |v: &[f64]| {
+                v.iter()
+                    .map(|x| format!("{x:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            writeln!(
+                md_rows,
+                "| {route} | {mode} | {m_on:.0} ({}) | {m_off:.0} ({}) | {ratio:.3} | {:+.1}% | {} |",
+                list(&on_rps),
+                list(&off_rps),
+                (ratio - 1.0) * 100.0,
+                if met { "✓ met" } else { "✗ missed" }
+            )?;
+            rows.push(json!({"route": route, "mode": mode, "conns": conns, "seconds_per_run": secs,
+                "timeouts_on_req_per_s": on_rps, "timeouts_off_req_per_s": off_rps,
+                "median_on": m_on, "median_off": m_off, "on_over_off": ratio, "within_5_percent": met}));
+        }
+        drop(on);
+        drop(off);
+    }
+    let mut md = String::new();
+    writeln!(
+        md,
+        "## 2b. Cost of the CPU-time timeouts (epoch interruption)\n"
+    )?;
+    writeln!(md, "Target: throughput with the timeout on must stay within 5% of it off (on / off ≥ 0.95). \
+        Two fnhost processes serve the same manifest side by side, one with its defaults (epoch \
+        interruption on: CPU-time request timeouts) and one with `--no-cpu-timeouts` (no epoch \
+        interruption, no timeouts for guests that spin); wrk runs {secs} s at {conns} connections against \
+        them alternately, on, off, on, off, … ({pairs} runs each{}). Medians of req/s; the individual runs \
+        are in brackets, in order. *fresh* = `spin.toml` (a new instance per request); *reuse128* = \
+        `spin.toml` + `instance_reuse = 128` for pi and iris. The idle process uses no CPU while the other is measured.\n",
+        if ctx.quick { "" } else { ", after an unrecorded 1-second warm-up of each" })?;
+    writeln!(md, "```sh")?;
+    writeln!(md, "{}", fnhost_shown("spin.toml", ""))?;
+    writeln!(md, "{}", fnhost_shown("spin.toml", " --no-cpu-timeouts"))?;
+    writeln!(
+        md,
+        "# and both again with spin-reuse128.toml (spin.toml + instance_reuse = 128)"
+    )?;
+    writeln!(
+        md,
+        "{}   # /ROUTE = {IRIS_PATH} or {PI_PATH}",
+        wrk_shown("/ROUTE", conns, secs)
+    )?;
+    writeln!(md, "```\n")?;
+    writeln!(md, "| route | instances | timeouts on: median req/s (runs) | timeouts off: median req/s (runs) | on / off | difference | within 5%? |")?;
+    writeln!(md, "|---|---|---:|---:|---:|---:|---|")?;
+    md.push_str(&md_rows);
+    writeln!(md)?;
+    let mut line =
+        format!("Timeout cost ({conns} connections, median req/s, on / off; target ≥ 0.95):");
+    for r in &rows {
+        write!(
+            line,
+            " {} {}: {:.0} / {:.0} = {:.3} {};",
+            r["route"].as_str().unwrap(),
+            r["mode"].as_str().unwrap(),
+            r["median_on"].as_f64().unwrap(),
+            r["median_off"].as_f64().unwrap(),
+            r["on_over_off"].as_f64().unwrap(),
+            if r["within_5_percent"] == json!(true) {
+                "met"
+            } else {
+                "MISSED"
+            }
+        )?;
+    }
+    let line = line.trim_end_matches(';').to_string() + ".";
+    rep.headline("timeouts", line);
+    rep.json["timeout_cost"] =
+        json!({"conns": conns, "seconds_per_run": secs, "runs_each": pairs, "rows": rows});
+    rep.section("timeouts", md);
+    Ok(())
+}
+
+/// The headline "targets" line, from what this run measured.
+fn targets(ctx: &Ctx, rep: &mut Report) {
+    let j = rep.json.clone();
+    let mut items: Vec<String> = Vec::new();
+    let verdict = |ok: bool| if ok { "**met**" } else { "**not met**" };
+    // Serving ratios at 16 connections.
+    let ratios: Vec<&Value> = j["serving"]["ratios"]
+        .as_array()
+        .map(|a| a.iter().filter(|r| r["conns"] == json!(16)).collect())
+        .unwrap_or_default();
+    let pick = |key: &str| -> Vec<(String, f64)> {
+        ratios
+            .iter()
+            .filter_map(|r| {
+                r[key]
+                    .as_f64()
+                    .map(|v| (r["route"].as_str().unwrap_or("").to_string(), v))
+            })
+            .collect()
+    };
+    let fmt_list = |v: &[(String, f64)]| {
+        v.iter()
+            .map(|(r, x)| format!("{r} {x:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let fw = pick("fnhost_fresh_over_wasmtime_fresh");
+    let rw = pick("fnhost_reuse128_over_wasmtime_default");
+    if fw.is_empty() && rw.is_empty() {
+        items.push(format!(
+            "fnhost ≥ 1.2× wasmtime serve: not measured ({})",
+            if ctx.quick {
+                "--quick skips wasmtime serve"
+            } else {
+                "wasmtime-cli not found"
+            }
+        ));
+    } else {
+        let ok = fw.iter().chain(rw.iter()).all(|(_, x)| *x >= 1.2);
+        items.push(format!(
+            "fnhost ≥ 1.2× wasmtime serve (16 conns): {} — fresh/fresh {}; reuse128/default {}",
+            verdict(ok),
+            fmt_list(&fw),
+            fmt_list(&rw)
+        ));
+    }
+    let nf = pick("native_over_fnhost_fresh");
+    let nr = pick("native_over_fnhost_reuse128");
+    if !nf.is_empty() {
+        let ok = nf.iter().chain(nr.iter()).all(|(_, x)| *x <= 1.5);
+        let best_ok = nr.iter().all(|(_, x)| *x <= 1.5);
+        items.push(format!(
+            "native/fnhost ≤ 1.5× (16 conns): {}{} — native/fnhost fresh {}; native/fnhost reuse128 {}",
+            verdict(ok),
+            if !ok && best_ok { " (met only with reuse128)" } else { "" },
+            fmt_list(&nf),
+            fmt_list(&nr)
+        ));
+    }
+    // Pi v2.
+    let med_of = |set: &Value, algo: Option<&str>, n: u64| -> Option<f64> {
+        set.as_array()?
+            .iter()
+            .find(|v| v["ndigits"] == json!(n) && algo.is_none_or(|a| v["algo"] == json!(a)))
+            .and_then(|v| v["seconds"].as_array())
+            .map(|a| median(&a.iter().filter_map(|x| x.as_f64()).collect::<Vec<_>>()))
+    };
+    let pi = &j["pi"];
+    match (
+        med_of(&pi["wasm_fnhost_http"], Some("chudnovsky"), 1_000_000),
+        med_of(&pi["native"], Some("chudnovsky"), 1_000_000),
+        med_of(&pi["mpmath_gmpy2"], None, 1_000_000),
+    ) {
+        (Some(w), Some(n), Some(m)) => items.push(format!(
+            "pi v2 at 10^6 digits ≤ 10 s and ≤ 2× mpmath: {} — wasm via fnhost {} = {:.2}× mpmath {} (native {} = {:.2}×)",
+            verdict(w <= 10.0 && w / m <= 2.0 && n <= 10.0 && n / m <= 2.0),
+            fmt_s(w),
+            w / m,
+            fmt_s(m),
+            fmt_s(n),
+            n / m
+        )),
+        _ => items.push("pi v2 at 10^6 digits ≤ 10 s and ≤ 2× mpmath: not measured (--quick)".into()),
+    }
+    match (
+        med_of(&pi["wasm_fnhost_http"], Some("chudnovsky"), 100_000),
+        med_of(&pi["native"], Some("chudnovsky"), 100_000),
+    ) {
+        (Some(w), Some(n)) => items.push(format!(
+            "pi v2 at 10^5 digits ≤ 0.5 s: {} — wasm via fnhost {}, native {}",
+            verdict(w <= 0.5 && n <= 0.5),
+            fmt_s(w),
+            fmt_s(n)
+        )),
+        _ => items.push("pi v2 at 10^5 digits ≤ 0.5 s: not measured (--quick)".into()),
+    }
+    if let Some(rows) = j["timeout_cost"]["rows"].as_array() {
+        let ok = rows.iter().all(|r| r["within_5_percent"] == json!(true));
+        let list = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {:.3}",
+                    r["route"].as_str().unwrap_or(""),
+                    r["mode"].as_str().unwrap_or(""),
+                    r["on_over_off"].as_f64().unwrap_or(f64::NAN)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        items.push(format!(
+            "timeouts on within 5% of off: {}{} — on/off {list}",
+            verdict(ok),
+            if ctx.quick {
+                " (1-second runs, indicative only)"
+            } else {
+                ""
+            }
+        ));
+    }
+    let line = format!("**Targets** (from this run): {}.", items.join("; "));
+    rep.json["targets"] = json!(items);
+    rep.headline_first("targets", line);
 }
 
 // ---------------------------------------------------------------------------------------------
