@@ -99,8 +99,10 @@ pub fn docker_e2e(root: &Path) -> Result<()> {
     ];
     kubelet_write(&app, 1, &e2e_manifest(false), &models)?;
 
+    // Compile before starting the daemon, so a build failure leaves nothing to stop.
+    let context = stage_context(root)?;
     let daemon = Dockerd::start(&dockerd, &work)?;
-    let result = e2e_with_daemon(root, &daemon, &app, &modules, &files, &models);
+    let result = e2e_with_daemon(root, &context, &daemon, &app, &modules, &files, &models);
     if result.is_err() {
         println!("docker-e2e: FAILED; dockerd log: {}", daemon.log.display());
     }
@@ -204,13 +206,14 @@ pub(crate) fn kubelet_write(
 
 fn e2e_with_daemon(
     root: &Path,
+    context: &Path,
     daemon: &Dockerd,
     app: &Path,
     modules: &Path,
     files: &E2eFiles,
     models: &[(&str, Vec<u8>)],
 ) -> Result<()> {
-    build_image_with(root, Some(&daemon.host))?;
+    docker_build(root, context, Some(&daemon.host))?;
 
     let port = free_port()?;
     let name = format!("fnhost-e2e-{}", std::process::id());
@@ -436,6 +439,12 @@ pub(crate) fn json_string_field(body: &str, field: &str) -> Option<String> {
 }
 
 fn build_image_with(root: &Path, docker_host: Option<&str>) -> Result<()> {
+    let context = stage_context(root)?;
+    docker_build(root, &context, docker_host)
+}
+
+/// Builds the static binary and stages the Docker build context; returns its directory.
+fn stage_context(root: &Path) -> Result<PathBuf> {
     ensure_tool("musl-gcc", &["musl-tools"])?;
     run(Command::new("rustup").args(["target", "add", MUSL_TARGET]))?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -474,13 +483,17 @@ fn build_image_with(root: &Path, docker_host: Option<&str>) -> Result<()> {
     for d in ["dirs", "dirs/cache", "dirs/state"] {
         fs::set_permissions(context.join(d), fs::Permissions::from_mode(0o755))?;
     }
+    Ok(context)
+}
 
+/// `docker build` of the staged context with the repository's Dockerfile.
+fn docker_build(root: &Path, context: &Path, docker_host: Option<&str>) -> Result<()> {
     let pinned = format!("fnhost:{}", host_version(root)?);
     let mut build = docker(docker_host);
     build
         .args(["build", "--tag", IMAGE, "--tag", &pinned, "--file"])
         .arg(root.join("Dockerfile"))
-        .arg(&context);
+        .arg(context);
     run(&mut build)?;
     run(docker(docker_host).args(["image", "ls", "fnhost"]))?;
     println!("image: built {IMAGE} and {pinned}");

@@ -24,6 +24,9 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench [--quick]                       benchmarks → BENCHMARKS.md and bench/results.json
   image                                 static (musl) fnhost in a FROM-scratch Docker image fnhost:dev
   k8s                                   render and validate the Kubernetes manifests offline
+  k8s-manifests --modules-url URL       write the manifests' spin.toml files with the built modules' digests
+  k8s-flows                             replay canary / promote / blue-green ConfigMap updates against fnhost
+  docker-e2e                            build the image and test it in a private Docker daemon
   train-iris                            retrain the iris models from functions/iris/data/iris.csv
   fuzz [TARGET] [--seconds N]           run the cargo-fuzz targets (nightly)";
 
@@ -36,6 +39,18 @@ fn main() -> std::process::ExitCode {
         Some("bench") => bench::run(&root(), args[1..].iter().any(|a| a == "--quick")),
         Some("image") => image::build_image(&root()),
         Some("k8s") => k8s::validate(&root()),
+        Some("k8s-manifests") => match args
+            .iter()
+            .position(|a| a == "--modules-url")
+            .and_then(|i| args.get(i + 1))
+        {
+            Some(url) => k8s::manifests(&root(), url),
+            None => Err(anyhow::anyhow!(
+                "usage: cargo xtask k8s-manifests --modules-url URL"
+            )),
+        },
+        Some("k8s-flows") => k8s::flows(&root()),
+        Some("docker-e2e") => image::docker_e2e(&root()),
         Some("train-iris") => train_iris(),
         Some("fuzz") => fuzz::run(&root(), &args[1..]),
         _ => {
@@ -143,6 +158,7 @@ fn test() -> Result<()> {
     run(&mut t)?;
     validate_spin_toml()?;
     k8s::validate(&root())?;
+    k8s::flows(&root())?;
     image::docker_e2e(&root())?;
     bench::run(&root(), true)
 }
