@@ -353,6 +353,26 @@ impl Report {
             md.push_str(s);
             md.push('\n');
         }
+        // Hand-kept notes that explain the numbers; included verbatim, not measured by this run.
+        for (title, rel) in [
+            (
+                "Where the time goes (profiling notes, kept by hand)",
+                "bench/analysis.md",
+            ),
+            (
+                "How pi v2's arithmetic was chosen (separate measurement)",
+                "functions/pi/MEASUREMENTS.md",
+            ),
+        ] {
+            let text = std::fs::read_to_string(crate::root().join(rel))
+                .with_context(|| format!("reading {rel}"))?;
+            let body = text
+                .lines()
+                .skip_while(|l| l.starts_with("# "))
+                .collect::<Vec<_>>()
+                .join("\n");
+            md.push_str(&format!("## {title}\n\nFrom [`{rel}`]({rel}), included as written; not re-measured by this run.\n\n{body}\n\n"));
+        }
         if let Some(p) = ctx.md_path.parent() {
             std::fs::create_dir_all(p)?;
         }
