@@ -329,6 +329,21 @@ pub fn send(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Reply {
+    try_request(agent, method, url, headers, body).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// Like `send`, but a transport error (connection cut, timeout, truncated body) is an `Err`.
+pub fn try_send(agent: &ureq::Agent, method: &str, url: &str) -> Result<Reply, String> {
+    try_request(agent, method, url, &[], None)
+}
+
+fn try_request(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Reply, String> {
     let mut req = agent.request(method, url);
     for (k, v) in headers {
         req = req.set(k, v);
@@ -340,7 +355,7 @@ pub fn send(
     let resp = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
+        Err(e) => return Err(e.to_string()),
     };
     let status = resp.status();
     let headers = resp
@@ -355,12 +370,12 @@ pub fn send(
     resp.into_reader()
         .take(512 << 20)
         .read_to_end(&mut body)
-        .unwrap_or_else(|e| panic!("{method} {url}: reading body: {e}"));
-    Reply {
+        .map_err(|e| format!("reading body: {e}"))?;
+    Ok(Reply {
         status,
         headers,
         body,
-    }
+    })
 }
 
 /// Polls `f` every 50 ms until it returns true or `timeout` passes.
@@ -380,34 +395,6 @@ pub fn pi_decimals(n: usize) -> String {
     let all = std::fs::read_to_string(root().join("functions/pi/core/tests/data/pi-1m.txt"))
         .expect("pi reference digits");
     all[..n].to_string()
-}
-
-/// Like `send`, but a transport error (connection cut, timeout, truncated body) is an `Err`.
-pub fn try_send(agent: &ureq::Agent, method: &str, url: &str) -> Result<Reply, String> {
-    let resp = match agent.request(method, url).call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => return Err(e.to_string()),
-    };
-    let status = resp.status();
-    let headers = resp
-        .headers_names()
-        .into_iter()
-        .map(|n| {
-            let v = resp.header(&n).unwrap_or("").to_string();
-            (n, v)
-        })
-        .collect();
-    let mut body = Vec::new();
-    resp.into_reader()
-        .take(512 << 20)
-        .read_to_end(&mut body)
-        .map_err(|e| e.to_string())?;
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
 }
 
 /// Writes raw bytes to the server and returns what it answers (until it closes or `timeout`).
