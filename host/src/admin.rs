@@ -108,13 +108,10 @@ fn bad(msg: impl Into<String>) -> OpError {
     (StatusCode::BAD_REQUEST, msg.into())
 }
 
+/// An operation the component's state does not allow (no candidate, no previous version).
+/// Unknown components never get here: `operate` answers 404 before calling any operation.
 fn conflict(e: anyhow::Error) -> OpError {
-    let msg = format!("{e:#}");
-    if msg.contains("unknown component") {
-        (StatusCode::NOT_FOUND, msg)
-    } else {
-        (StatusCode::CONFLICT, msg)
-    }
+    (StatusCode::CONFLICT, format!("{e:#}"))
 }
 
 /// Query parameters an operation may take.
