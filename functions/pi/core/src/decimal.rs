@@ -155,16 +155,35 @@ fn mul_schoolbook(a: &[Limb], b: &[Limb]) -> Nat {
     for k in 0..a.len() + b.len() - 1 {
         let lo = k.saturating_sub(b.len() - 1);
         let hi = k.min(a.len() - 1);
-        let mut col = carry;
-        for i in lo..=hi {
-            col += a[i] as u128 * b[k - i] as u128;
-        }
+        // Σ a[i]·b[k−i] for i in lo..=hi: a ascending against b descending.
+        let col = carry + dot_reversed(&a[lo..=hi], &b[k - hi..=k - lo]);
         let (q, rem) = divrem_base(col);
         r.push(rem);
         carry = q;
     }
     r.push(carry as Limb);
     r
+}
+
+/// Σ x[t]·y[len−1−t] for slices of equal length, with fewer than 2^32 terms.
+///
+/// Four products per iteration: each loop back-edge carries an epoch check
+/// when the host interrupts long-running guests, and this is the innermost
+/// loop of every small product.
+#[inline(always)]
+fn dot_reversed(x: &[Limb], y: &[Limb]) -> u128 {
+    debug_assert_eq!(x.len(), y.len());
+    let wide = |u: Limb, v: Limb| u as u128 * v as u128;
+    let (xs, ys) = (x.chunks_exact(4), y.rchunks_exact(4));
+    let (x_rest, y_rest) = (xs.remainder(), ys.remainder());
+    let mut sum = 0u128;
+    for (x4, y4) in xs.zip(ys) {
+        sum += wide(x4[0], y4[3]) + wide(x4[1], y4[2]) + wide(x4[2], y4[1]) + wide(x4[3], y4[0]);
+    }
+    for (&u, &v) in x_rest.iter().zip(y_rest.iter().rev()) {
+        sum += wide(u, v);
+    }
+    sum
 }
 
 pub(crate) fn mul(a: &[Limb], b: &[Limb]) -> Nat {
@@ -206,25 +225,37 @@ pub(crate) fn top(a: &[Limb], k: usize) -> (Nat, usize) {
     (a[dropped..].to_vec(), dropped)
 }
 
-/// floor(n / d) by schoolbook long division, one quotient limb at a time
-/// found by bisection. Only used on a few limbs (the base of [`recip`]).
+/// floor(n / d) by schoolbook long division, one quotient limb at a time.
+/// Only used on a few limbs (the base of [`recip`]).
+///
+/// Both are first scaled so that d's top limb is at least B/2; then the
+/// quotient limb estimated from the remainder's top two limbs and d's top
+/// limb is never too small and at most two too large (Knuth, TAOCP vol. 2,
+/// 4.3.1, Theorems A and B), so each limb costs one or two multiplications.
 fn div_long(n: &[Limb], d: &[Limb]) -> Nat {
+    debug_assert!(d.last().is_some_and(|&top| top != 0));
+    let scale = BASE / (d[d.len() - 1] + 1);
+    let (n, d) = (mul_small(n, scale), mul_small(d, scale));
+    let (len, top) = (d.len(), d[d.len() - 1] as u128);
     let mut q = vec![0; n.len()];
     let mut rem: Nat = Vec::new();
     for i in (0..n.len()).rev() {
         rem.insert(0, n[i]);
         trim(&mut rem);
-        let (mut lo, mut hi) = (0u64, BASE - 1);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            if cmp(&mul_small(d, mid), &rem) != Ordering::Greater {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
+        // rem < d·B, so rem has at most len + 1 limbs.
+        let leading = match rem.len().cmp(&len) {
+            Ordering::Greater => rem[len] as u128 * BASE as u128 + rem[len - 1] as u128,
+            Ordering::Equal => rem[len - 1] as u128,
+            Ordering::Less => 0,
+        };
+        let mut digit = (leading / top).min(BASE as u128 - 1) as u64;
+        let mut product = mul_small(&d, digit);
+        while cmp(&product, &rem) == Ordering::Greater {
+            digit -= 1;
+            product = sub(&product, &d);
         }
-        q[i] = lo;
-        rem = sub(&rem, &mul_small(d, lo));
+        q[i] = digit;
+        rem = sub(&rem, &product);
     }
     trim(&mut q);
     q
@@ -493,6 +524,68 @@ mod tests {
         assert_eq!(to_decimal(&[]), "0");
         assert_eq!(to_decimal(&from_str("100000000000000")), "100000000000000");
         assert_eq!(to_decimal(&from_str("99999999999999")), "99999999999999");
+    }
+
+    #[test]
+    fn long_division_is_exact() {
+        for &(ln, ld) in &[
+            (1, 1),
+            (2, 1),
+            (12, 6),
+            (13, 6),
+            (9, 3),
+            (30, 7),
+            (5, 5),
+            (4, 6),
+        ] {
+            for seed in 0..20u64 {
+                let n = pseudo(ln, 1000 * seed + ln as u64);
+                let mut d = pseudo(ld, 77 * seed + ld as u64);
+                // Small, large and boundary top limbs of the divisor.
+                d[ld - 1] = [1, 2, BASE / 2 - 1, BASE / 2, BASE - 1, d[ld - 1]][seed as usize % 6];
+                let q = div_long(&n, &d);
+                // q·d ≤ n < (q + 1)·d
+                assert_ne!(
+                    cmp(&mul(&q, &d), &n),
+                    Ordering::Greater,
+                    "{ln}/{ld} seed {seed}"
+                );
+                assert_eq!(
+                    cmp(&mul(&add(&q, &[1]), &d), &n),
+                    Ordering::Greater,
+                    "{ln}/{ld} seed {seed}"
+                );
+            }
+        }
+        // B^12 = (B^6 − 1)(B^6 + 1) + 1
+        assert_eq!(
+            div_long(&pow_base(12), &[BASE - 1; 6]),
+            add(&pow_base(6), &[1])
+        );
+    }
+
+    #[test]
+    fn schoolbook_matches_one_product_at_a_time() {
+        for &(la, lb) in &[(1, 1), (1, 9), (3, 5), (4, 4), (7, 95), (95, 95), (13, 200)] {
+            let (a, b) = (pseudo(la, la as u64), pseudo(lb, 3 + lb as u64));
+            let mut want = vec![0u128; la + lb + 1];
+            for (i, &x) in a.iter().enumerate() {
+                for (j, &y) in b.iter().enumerate() {
+                    want[i + j] += x as u128 * y as u128;
+                }
+            }
+            let mut carry = 0u128;
+            for w in want.iter_mut() {
+                let t = *w + carry;
+                *w = t % BASE as u128;
+                carry = t / BASE as u128;
+            }
+            let mut want: Nat = want.into_iter().map(|w| w as Limb).collect();
+            trim(&mut want);
+            let mut got = mul_schoolbook(&a, &b);
+            trim(&mut got);
+            assert_eq!(got, want, "{la}x{lb}");
+        }
     }
 
     #[test]
