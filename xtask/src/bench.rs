@@ -826,6 +826,7 @@ fn start_wasmtime(
     name: &str,
     wasm: &str,
     reuse1: bool,
+    extra: &[&str],
     probe: &str,
 ) -> Result<(Proc, String)> {
     let exe = ctx
@@ -837,6 +838,7 @@ fn start_wasmtime(
     cmd.current_dir(&ctx.root);
     let args = wasmtime_args(wasm, reuse1);
     cmd.args(&args[..4])
+        .args(extra)
         .args(["--addr", &addr])
         .args(&args[4..]);
     let mut p = Proc::spawn(name, &mut cmd, ctx.work.join(format!("{name}.log")))?;
@@ -844,10 +846,11 @@ fn start_wasmtime(
     Ok((p, addr))
 }
 
-fn wasmtime_shown(wasm: &str, reuse1: bool) -> String {
+fn wasmtime_shown(wasm: &str, reuse1: bool, extra: &[&str]) -> String {
     let args = wasmtime_args(wasm, reuse1);
+    let extra: String = extra.iter().map(|e| format!(" {e}")).collect();
     format!(
-        "wasmtime {} --addr $ADDR {}",
+        "wasmtime {}{extra} --addr $ADDR {}",
         args[..4].join(" "),
         args[4..].join(" ")
     )
@@ -933,8 +936,8 @@ fn check_iris_reply(r: &Resp) -> Result<()> {
 
 fn check_route(addr: &str, path: &str) -> Result<()> {
     let r = http(addr, "GET", path, None, Duration::from_secs(30))?;
-    if path.starts_with("/api/v0/pi") {
-        check_pi_reply(&r, 100).map(|_| ())
+    if let Some(n) = path.strip_prefix("/api/v0/pi?ndigits=") {
+        check_pi_reply(&r, n.parse()?).map(|_| ())
     } else {
         check_iris_reply(&r)
     }
@@ -1633,11 +1636,15 @@ fn serving(ctx: &Ctx, rep: &mut Report) -> Result<()> {
                     &format!("{}-{wasm}", name.replace(' ', "-")),
                     wasm,
                     reuse1,
+                    &[],
                     path,
                 )?;
                 measure(name, &addr, route, path, &mut rows)?;
                 drop(p);
-                servers_md.push((format!("{name} ({route})"), wasmtime_shown(wasm, reuse1)));
+                servers_md.push((
+                    format!("{name} ({route})"),
+                    wasmtime_shown(wasm, reuse1, &[]),
+                ));
             }
         }
     }
@@ -1888,10 +1895,83 @@ fn plot_bars(path: &Path, title: &str, bars: &[(String, f64)]) -> Result<()> {
 // 2b. Timeout cost: epoch interruption on (default) vs --no-cpu-timeouts
 // ---------------------------------------------------------------------------------------------
 
+/// A compute-bound pi request: about 2.5 ms of guest arithmetic, mostly tight loops.
+const PI_10K_PATH: &str = "/api/v0/pi?ndigits=10000";
+
+/// CPU time a process has used so far (all threads, user + system), in µs.
+fn process_cpu_us(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th
+    // fields of the whole line, in clock ticks of 10 ms (USER_HZ, fixed at 100 by the kernel ABI).
+    let rest = stat
+        .rsplit_once(')')
+        .ok_or_else(|| anyhow!("odd /proc/{pid}/stat"))?
+        .1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64> {
+        Ok(fields
+            .get(i)
+            .ok_or_else(|| anyhow!("short /proc/{pid}/stat"))?
+            .parse::<u64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) * 10_000)
+}
+
+/// Runs of one route against a server with timeouts on and one with them off.
+#[derive(Default)]
+struct OnOff {
+    rps: [Vec<f64>; 2],
+    cpu_us_per_request: [Vec<f64>; 2],
+}
+
+/// wrk against `on` and `off` alternately, `pairs` times, recording req/s and the server's CPU
+/// time per request (from /proc, around each run).
+fn measure_on_off(
+    label: &str,
+    servers: [(u32, &str); 2],
+    path: &str,
+    conns: u32,
+    secs: u32,
+    pairs: usize,
+    warm_up: bool,
+) -> Result<OnOff> {
+    let mut m = OnOff::default();
+    for (_, addr) in servers {
+        check_route(addr, path)?;
+        if warm_up {
+            wrk(&format!("http://{addr}{path}"), conns, 1)?;
+        }
+    }
+    for _ in 0..pairs {
+        for (side, (pid, addr)) in servers.into_iter().enumerate() {
+            let cpu_before = process_cpu_us(pid)?;
+            let w = wrk(&format!("http://{addr}{path}"), conns, secs)?;
+            let cpu = process_cpu_us(pid)? - cpu_before;
+            ensure!(
+                w.non2xx == 0 && w.socket_errors == 0 && w.requests > 0,
+                "timeout cost {label}: {} non-2xx, {} socket errors, {} requests",
+                w.non2xx,
+                w.socket_errors,
+                w.requests
+            );
+            m.rps[side].push(w.rps);
+            m.cpu_us_per_request[side].push(cpu as f64 / w.requests as f64);
+        }
+    }
+    for (_, addr) in servers {
+        check_route(addr, path)?;
+    }
+    Ok(m)
+}
+
 fn timeout_cost(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let (secs, pairs) = if ctx.quick { (1u32, 2usize) } else { (5, 3) };
     let conns = 16;
-    let routes: [(&str, &str); 2] = [("iris GET", IRIS_PATH), ("pi ndigits=100", PI_PATH)];
+    let routes: [(&str, &str, &str); 3] = [
+        ("iris GET", IRIS_PATH, "iris"),
+        ("pi ndigits=100", PI_PATH, "pi_chudnovsky"),
+        ("pi ndigits=10000", PI_10K_PATH, "pi_chudnovsky"),
+    ];
     let reuse_manifest = write_manifest(
         ctx,
         "spin-reuse128-timeouts.toml",
@@ -1900,6 +1980,37 @@ fn timeout_cost(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let cache = ctx.work.join("cache-timeouts");
     let mut rows = Vec::new();
     let mut md_rows = String::new();
+    let mut record = |server: &str, mode: &str, route: &str, m: OnOff| -> Result<()> {
+        let [on_rps, off_rps] = &m.rps;
+        let [on_cpu, off_cpu] = &m.cpu_us_per_request;
+        let (m_on, m_off) = (median(on_rps), median(off_rps));
+        let (cpu_on, cpu_off) = (median(on_cpu), median(off_cpu));
+        let ratio = m_on / m_off;
+        let met = ratio >= 0.95;
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        writeln!(
+            md_rows,
+            "| {server} | {mode} | {route} | {m_on:.0} ({}) | {m_off:.0} ({}) | {ratio:.3} | {cpu_on:.0} / {cpu_off:.0} ({:+.0} µs) | {} |",
+            list(on_rps),
+            list(off_rps),
+            cpu_on - cpu_off,
+            if met { "✓ met" } else { "✗ missed" }
+        )?;
+        rows.push(
+            json!({"server": server, "route": route, "mode": mode, "conns": conns,
+            "seconds_per_run": secs,
+            "timeouts_on_req_per_s": on_rps, "timeouts_off_req_per_s": off_rps,
+            "timeouts_on_cpu_us_per_request": on_cpu, "timeouts_off_cpu_us_per_request": off_cpu,
+            "median_on": m_on, "median_off": m_off, "on_over_off": ratio, "within_5_percent": met,
+            "median_cpu_us_per_request_on": cpu_on, "median_cpu_us_per_request_off": cpu_off}),
+        );
+        Ok(())
+    };
     for (mode, manifest) in [
         ("fresh", ctx.root.join("spin.toml")),
         ("reuse128", reuse_manifest.clone()),
@@ -1919,54 +2030,50 @@ fn timeout_cost(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             &cache,
             &["--no-cpu-timeouts"],
         )?;
-        for (route, path) in routes {
-            let mut on_rps = Vec::new();
-            let mut off_rps = Vec::new();
-            for host in [&on, &off] {
-                check_route(&host.addr, path)?;
-                if !ctx.quick {
-                    wrk(&format!("http://{}{path}", host.addr), conns, 1)?; // warm-up
-                }
-            }
-            for _ in 0..pairs {
-                for (host, out) in [(&on, &mut on_rps), (&off, &mut off_rps)] {
-                    let w = wrk(&format!("http://{}{path}", host.addr), conns, secs)?;
-                    ensure!(
-                        w.non2xx == 0 && w.socket_errors == 0 && w.requests > 0,
-                        "timeout cost {mode} {route}: {} non-2xx, {} socket errors, {} requests",
-                        w.non2xx,
-                        w.socket_errors,
-                        w.requests
-                    );
-                    out.push(w.rps);
-                }
-            }
-            for host in [&on, &off] {
-                check_route(&host.addr, path)?;
-            }
-            let (m_on, m_off) = (median(&on_rps), median(&off_rps));
-            let ratio = m_on / m_off;
-            let met = ratio >= 0.95;
-            let list = |v: &[f64]| {
-                v.iter()
-                    .map(|x| format!("{x:.0}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            writeln!(
-                md_rows,
-                "| {route} | {mode} | {m_on:.0} ({}) | {m_off:.0} ({}) | {ratio:.3} | {:+.1}% | {} |",
-                list(&on_rps),
-                list(&off_rps),
-                (ratio - 1.0) * 100.0,
-                if met { "✓ met" } else { "✗ missed" }
+        for (route, path, _) in routes {
+            let m = measure_on_off(
+                &format!("fnhost {mode} {route}"),
+                [(on.proc.pid(), &on.addr), (off.proc.pid(), &off.addr)],
+                path,
+                conns,
+                secs,
+                pairs,
+                !ctx.quick,
             )?;
-            rows.push(json!({"route": route, "mode": mode, "conns": conns, "seconds_per_run": secs,
-                "timeouts_on_req_per_s": on_rps, "timeouts_off_req_per_s": off_rps,
-                "median_on": m_on, "median_off": m_off, "on_over_off": ratio, "within_5_percent": met}));
+            record("fnhost", mode, route, m)?;
         }
-        drop(on);
-        drop(off);
+    }
+    // The same comparison for wasmtime serve, whose `-W timeout` is also epoch interruption:
+    // how much of the cost is the mechanism rather than fnhost's use of it.
+    if ctx.wasmtime.is_some() {
+        for (route, path, wasm) in routes {
+            let (on, on_addr) = start_wasmtime(
+                ctx,
+                &format!("wasmtime-timeouts-on-{wasm}"),
+                wasm,
+                true,
+                &["-W", "timeout=30s"],
+                path,
+            )?;
+            let (off, off_addr) = start_wasmtime(
+                ctx,
+                &format!("wasmtime-timeouts-off-{wasm}"),
+                wasm,
+                true,
+                &[],
+                path,
+            )?;
+            let m = measure_on_off(
+                &format!("wasmtime serve {route}"),
+                [(on.pid(), &on_addr), (off.pid(), &off_addr)],
+                path,
+                conns,
+                secs,
+                pairs,
+                true,
+            )?;
+            record("wasmtime serve", "fresh", route, m)?;
+        }
     }
     let mut md = String::new();
     writeln!(
@@ -1979,7 +2086,12 @@ fn timeout_cost(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         interruption, no timeouts for guests that spin); wrk runs {secs} s at {conns} connections against \
         them alternately, on, off, on, off, … ({pairs} runs each{}). Medians of req/s; the individual runs \
         are in brackets, in order. *fresh* = `spin.toml` (a new instance per request); *reuse128* = \
-        `spin.toml` + `instance_reuse = 128` for pi and iris. The idle process uses no CPU while the other is measured.\n",
+        `spin.toml` + `instance_reuse = 128` for pi and iris. The idle process uses no CPU while the other \
+        is measured. *CPU per request* is the server process's user + system time during a run \
+        (`/proc/PID/stat`) over the requests it answered, median of the runs: less disturbed by wrk \
+        sharing the two cores than req/s, and the difference is what the timeouts cost each request. \
+        `wasmtime serve` rows: the same comparison for wasmtime-cli 48 with `-W timeout=30s` (its \
+        timeouts are epoch interruption too) against no timeout, a new instance per request.\n",
         if ctx.quick { "" } else { ", after an unrecorded 1-second warm-up of each" })?;
     writeln!(md, "```sh")?;
     writeln!(md, "{}", fnhost_shown("spin.toml", ""))?;
@@ -1988,31 +2100,43 @@ fn timeout_cost(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         md,
         "# and both again with spin-reuse128.toml (spin.toml + instance_reuse = 128)"
     )?;
+    if ctx.wasmtime.is_some() {
+        writeln!(
+            md,
+            "{}",
+            wasmtime_shown("pi_chudnovsky", true, &["-W", "timeout=30s"])
+        )?;
+        writeln!(
+            md,
+            "{}   # and both again for iris.wasm with --dir models/iris/v1::/model",
+            wasmtime_shown("pi_chudnovsky", true, &[])
+        )?;
+    }
     writeln!(
         md,
-        "{}   # /ROUTE = {IRIS_PATH} or {PI_PATH}",
+        "{}   # /ROUTE = {IRIS_PATH}, {PI_PATH} or {PI_10K_PATH}",
         wrk_shown("/ROUTE", conns, secs)
     )?;
     writeln!(md, "```\n")?;
-    writeln!(md, "| route | instances | timeouts on: median req/s (runs) | timeouts off: median req/s (runs) | on / off | difference | within 5%? |")?;
-    writeln!(md, "|---|---|---:|---:|---:|---:|---|")?;
+    writeln!(md, "| server | instances | route | timeouts on: median req/s (runs) | timeouts off: median req/s (runs) | on / off | CPU µs per request, on / off (added) | within 5%? |")?;
+    writeln!(md, "|---|---|---|---:|---:|---:|---:|---|")?;
     md.push_str(&md_rows);
     writeln!(md)?;
-    let mut line =
-        format!("Timeout cost ({conns} connections, median req/s, on / off; target ≥ 0.95):");
+    let mut line = format!(
+        "Timeout cost ({conns} connections, median req/s, on / off; target ≥ 0.95 for fnhost):"
+    );
     for r in &rows {
         write!(
             line,
-            " {} {}: {:.0} / {:.0} = {:.3} {};",
-            r["route"].as_str().unwrap(),
+            " {} {} {}: {:.3}{};",
+            r["server"].as_str().unwrap(),
             r["mode"].as_str().unwrap(),
-            r["median_on"].as_f64().unwrap(),
-            r["median_off"].as_f64().unwrap(),
+            r["route"].as_str().unwrap(),
             r["on_over_off"].as_f64().unwrap(),
-            if r["within_5_percent"] == json!(true) {
-                "met"
-            } else {
-                "MISSED"
+            match (r["server"].as_str(), r["within_5_percent"] == json!(true)) {
+                (Some("fnhost"), true) => " met",
+                (Some("fnhost"), false) => " MISSED",
+                _ => "",
             }
         )?;
     }
@@ -2121,6 +2245,10 @@ fn targets(ctx: &Ctx, rep: &mut Report) {
         _ => items.push("pi v2 at 10^5 digits ≤ 0.5 s: not measured (--quick)".into()),
     }
     if let Some(rows) = j["timeout_cost"]["rows"].as_array() {
+        let rows: Vec<&Value> = rows
+            .iter()
+            .filter(|r| r["server"] == json!("fnhost"))
+            .collect();
         let ok = rows.iter().all(|r| r["within_5_percent"] == json!(true));
         let list = rows
             .iter()
@@ -2220,6 +2348,7 @@ fn startup(ctx: &Ctx, rep: &mut Report) -> Result<()> {
                 &format!("wasmtime-start-{i}"),
                 "pi_chudnovsky",
                 true,
+                &[],
                 PI_PATH,
             )?;
             wt.push(p.started.elapsed().as_secs_f64());
@@ -2241,7 +2370,7 @@ fn startup(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         writeln!(
             md,
             "{}   # pi only, wasmtime's default cache settings",
-            wasmtime_shown("pi_chudnovsky", true)
+            wasmtime_shown("pi_chudnovsky", true, &[])
         )?;
     }
     writeln!(md, "```\n")?;
