@@ -8,6 +8,9 @@
 //!    fnhost (fresh instance per request and `instance_reuse = 128`), `wasmtime serve` (with
 //!    `--max-instance-reuse-count 1` and at its default), and `native-control` (the same
 //!    pure-Rust cores behind plain hyper).
+//! 2b. **Timeout cost**: the same manifest served with CPU-time timeouts on and with
+//!    `--no-cpu-timeouts`, side by side (req/s and server CPU per request, iris and pi at
+//!    100 and 10^4 decimals), and the same comparison for `wasmtime serve -W timeout`.
 //! 3. **Start-up**: process start → first 200, with a cold and a warm compiled-module cache.
 //! 4. **Live update under load**: wrk against pi while the admin API swaps v1 ↔ v2.
 //! 5. **Per-instance cost**: instantiation time (metrics histogram) and RSS per concurrent
