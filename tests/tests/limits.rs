@@ -1,6 +1,7 @@
-//! Limits, faults and observability against the real binary: timeouts, memory caps, body and
-//! header limits, the concurrency limit with its bounded queue, slow and malformed clients,
-//! exact metrics and JSON logs with request ids.
+//! Limits, faults and observability against the real binary: timeouts, memory caps, a long
+//! computation that must not starve other requests, body and header limits, the concurrency
+//! limit with its bounded queue, slow and malformed clients, exact metrics and JSON logs with
+//! request ids.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -64,6 +65,82 @@ fn an_endless_loop_is_cut_at_the_timeout_and_the_next_request_succeeds() {
     let t = Instant::now();
     assert_eq!(host.get("/f/sleep?ms=60000").status, 504);
     assert!(t.elapsed() < Duration::from_millis(3500));
+}
+
+/// With the only executor thread computing a million digits of pi (about 0.6–1 s), a small
+/// request is still answered within a few epoch ticks: the CPU-time deadline callback yields the
+/// guest every tick (10 ms). The same host with `--no-cpu-timeouts` (no epoch interruption, so
+/// no yields) makes the small request wait for the computation: the control that shows this test
+/// can tell the two apart.
+#[test]
+fn a_long_computation_does_not_starve_other_requests() {
+    let dir = TempDir::new("starvation");
+    dir.copy_in(&wasm("pi_chudnovsky"), "pi_chudnovsky.wasm");
+    dir.write(
+        "spin.toml",
+        r#"spin_manifest_version = 2
+[application]
+name = "e2e-starvation"
+[[trigger.http]]
+route = "/api/v0/pi"
+component = "pi"
+[component.pi]
+source = "pi_chudnovsky.wasm"
+"#,
+    );
+    let cache = dir.join("cache");
+    let prompt = Duration::from_millis(250);
+    for yields in [true, false] {
+        let mut s = Start::new(dir.path());
+        s.cache_dir = Some(&cache);
+        s.extra_args = ["--threads", "1"].map(String::from).to_vec();
+        if !yields {
+            s.extra_args.push("--no-cpu-timeouts".into());
+        }
+        let host = Host::try_start(s).unwrap();
+        assert_eq!(host.get("/api/v0/pi?ndigits=10").status, 200);
+        let long = {
+            let (agent, url) = (host.agent.clone(), host.url("/api/v0/pi?ndigits=1000000"));
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let r = e2e::send(&agent, "GET", &url, &[], None);
+                (r.status, r.json()["pi"].as_str().map(str::len), t.elapsed())
+            })
+        };
+        // Let the computation start; the small requests below must overlap it.
+        std::thread::sleep(Duration::from_millis(100));
+        let t = Instant::now();
+        let small = host.get("/api/v0/pi?ndigits=100");
+        let small_took = t.elapsed();
+        let t = Instant::now();
+        let health = host.get("/healthz");
+        let health_took = t.elapsed();
+        let long_still_running = !long.is_finished();
+        let (status, len, long_took) = long.join().unwrap();
+        assert_eq!((status, len), (200, Some(1_000_002)), "the long request");
+        assert_eq!((small.status, health.status), (200, 200));
+        eprintln!(
+            "yields {yields}: pi 100 {small_took:?}, /healthz {health_took:?}, pi 10^6 {long_took:?}"
+        );
+        if yields {
+            assert!(
+                long_still_running,
+                "the million digits ({long_took:?}) ended before the small requests were answered"
+            );
+            assert!(
+                small_took < prompt && health_took < prompt,
+                "with epoch yields: small request {small_took:?}, /healthz {health_took:?} \
+                 while a long computation ran ({long_took:?})"
+            );
+        } else {
+            assert!(
+                small_took >= prompt,
+                "without epoch interruption the small request should have waited for the \
+                 computation ({long_took:?}) but took {small_took:?}"
+            );
+        }
+        host.terminate();
+    }
 }
 
 #[test]
