@@ -19,6 +19,18 @@ fn manifest(url: &str, digest: &str) -> String {
     )
 }
 
+/// fnhost on `dir` with the compiled-module and download cache `cache`, once /readyz is 200.
+fn start_ready(dir: &std::path::Path, cache: &std::path::Path) -> Host {
+    let mut start = Start::new(dir);
+    start.cache_dir = Some(cache);
+    let host = Host::try_start(start).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || host
+        .get("/readyz")
+        .status
+        == 200));
+    host
+}
+
 #[test]
 fn url_sources_are_downloaded_verified_and_cached() {
     let store = TempDir::new("store");
@@ -31,13 +43,7 @@ fn url_sources_are_downloaded_verified_and_cached() {
         manifest(&server.url("pi_picrunch.wasm"), &sha(&v1)),
     );
     let cache = dir.join("cache");
-    let mut start = Start::new(dir.path());
-    start.cache_dir = Some(&cache);
-    let host = Host::try_start(start).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || host
-        .get("/readyz")
-        .status
-        == 200));
+    let host = start_ready(dir.path(), &cache);
     let r = host.get("/api/v0/pi?ndigits=5");
     assert_eq!(
         (r.status, r.header("fnhost-version").unwrap().to_string()),
@@ -88,13 +94,7 @@ fn url_sources_are_downloaded_verified_and_cached() {
 
     // A restart with the same cache downloads nothing.
     let hits = server.hits.load(Ordering::Relaxed);
-    let mut start = Start::new(dir.path());
-    start.cache_dir = Some(&cache);
-    let host = Host::try_start(start).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || host
-        .get("/readyz")
-        .status
-        == 200));
+    let _host = start_ready(dir.path(), &cache);
     assert_eq!(
         server.hits.load(Ordering::Relaxed),
         hits,

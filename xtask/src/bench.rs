@@ -937,6 +937,18 @@ fn check_iris_reply(r: &Resp) -> Result<()> {
     Ok(())
 }
 
+/// One unmeasured, checked request for 10 digits (first touch of the pool and the code pages).
+fn warm_up_pi(addr: &str, route: &str) -> Result<()> {
+    let r = http(
+        addr,
+        "GET",
+        &format!("{route}?ndigits=10"),
+        None,
+        Duration::from_secs(60),
+    )?;
+    check_pi_reply(&r, 10).map(|_| ())
+}
+
 fn check_route(addr: &str, path: &str) -> Result<()> {
     let r = http(addr, "GET", path, None, Duration::from_secs(30))?;
     if let Some(n) = path.strip_prefix("/api/v0/pi?ndigits=") {
@@ -1101,16 +1113,7 @@ environment = {{ PI_MAX_NDIGITS = "1000000" }}
             &cache,
             &[],
         )?;
-        check_pi_reply(
-            &http(
-                &host.addr,
-                "GET",
-                &format!("{}?ndigits=10", route(algo)),
-                None,
-                Duration::from_secs(60),
-            )?,
-            10,
-        )?;
+        warm_up_pi(&host.addr, route(algo))?;
         let rss0 = host.proc.status_kib("VmRSS")?;
         let hwm0 = host.proc.status_kib("VmHWM")?;
         let t = Instant::now();
@@ -1136,17 +1139,7 @@ environment = {{ PI_MAX_NDIGITS = "1000000" }}
     let host = Fnhost::start(ctx, "fnhost-pi", &manifest, &cache, &[])?;
     let mut wasm_results: Vec<Value> = Vec::new();
     for (algo, sizes) in [("chudnovsky", &v2_sizes), ("machin", &v1_sizes)] {
-        // One unmeasured request first (first-touch of the pool, code pages).
-        check_pi_reply(
-            &http(
-                &host.addr,
-                "GET",
-                &format!("{}?ndigits=10", route(algo)),
-                None,
-                Duration::from_secs(60),
-            )?,
-            10,
-        )?;
+        warm_up_pi(&host.addr, route(algo))?;
         for &n in sizes.iter() {
             let path = format!("{}?ndigits={n}", route(algo));
             eprintln!("bench: GET http://{}{path} ×{}", host.addr, reps(n));
