@@ -1,16 +1,18 @@
-//! The fnhost library: everything the `fnhost` binary does, as modules (see ARCHITECTURE.md).
+//! The fnhost library: everything the `fnhost` binary does, as modules (see ARCHITECTURE.md
+//! for the codemap and which module may use which).
 //!
 //! The binary (`main.rs`) is only the command line; fuzz targets and benchmarks use the same
 //! modules directly.
 
 pub mod admin;
-pub mod client;
 pub mod deployments;
 pub mod engine;
+pub mod fsutil;
+pub mod http;
 pub mod manifest;
 pub mod metrics;
 pub mod router;
-pub mod server;
 pub mod sources;
+pub mod spec;
 pub mod up;
 pub mod watch;

@@ -1,10 +1,12 @@
 //! `fnhost`: serve WebAssembly HTTP functions from a Spin manifest, and change them live.
 //!
 //! This file is only the command line: `fnhost up` starts the host (see `up.rs`); the other
-//! subcommands are clients of a running host's admin API (see `client.rs`).
+//! subcommands are clients of a running host's admin API (see `admin/client.rs`).
 
 use clap::{Parser, Subcommand};
-use fnhost::{client, up};
+use fnhost::admin::api::{Op, OpParams};
+use fnhost::admin::client;
+use fnhost::up;
 
 #[derive(Parser)]
 #[command(
@@ -44,12 +46,12 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Up(opts) => up::run(opts),
         Command::Status(t) => client::status(t),
-        Command::Deploy(a) => client::version_op("deploy", a, None),
+        Command::Deploy(a) => client::version_op(Op::Deploy, a, OpParams::default()),
         Command::Canary(a) => client::canary(a),
-        Command::Stage(a) => client::version_op("stage", a, None),
-        Command::Switch(a) => client::simple_op("switch", a),
-        Command::Promote(a) => client::simple_op("promote", a),
-        Command::Rollback(a) => client::simple_op("rollback", a),
+        Command::Stage(a) => client::version_op(Op::Stage, a, OpParams::default()),
+        Command::Switch(a) => client::component_op(Op::Switch, a),
+        Command::Promote(a) => client::component_op(Op::Promote, a),
+        Command::Rollback(a) => client::component_op(Op::Rollback, a),
         Command::Weight(a) => client::weight(a),
     };
     match result {

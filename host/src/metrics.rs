@@ -2,47 +2,121 @@
 //!
 //! Served as text on the admin listener's `/metrics` (and the optional metrics listener). Every
 //! other module records through the small methods here, so metric names and labels are defined
-//! in one place.
+//! in one place. Labels are enums or shared strings (`Arc<str>`, [`ComponentId`]): recording a
+//! request allocates nothing.
 
 use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::spec::ComponentId;
+
+impl EncodeLabelValue for ComponentId {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+/// Label values written as in the exposition (`queue_full`, `2xx`, …).
+macro_rules! label_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                EncodeLabelValue::encode(&self.as_str(), encoder)
+            }
+        }
+    };
+}
+
+label_enum!(
+    /// The class of a response status.
+    StatusClass { Informational => "1xx", Success => "2xx", Redirect => "3xx", ClientError => "4xx", ServerError => "5xx" }
+);
+
+impl StatusClass {
+    pub fn of(status: u16) -> StatusClass {
+        match status / 100 {
+            1 => StatusClass::Informational,
+            2 => StatusClass::Success,
+            3 => StatusClass::Redirect,
+            4 => StatusClass::ClientError,
+            _ => StatusClass::ServerError,
+        }
+    }
+}
+
+label_enum!(
+    /// Why the host answered instead of a component.
+    RejectReason {
+        NoRoute => "no_route",
+        NotLoaded => "not_loaded",
+        BodyTooLarge => "body_too_large",
+        BadBody => "bad_body",
+        QueueFull => "queue_full",
+        QueueTimeout => "queue_timeout",
+    }
+);
+
+label_enum!(LoadResult { Ok => "ok", Error => "error" });
+label_enum!(SwapResult { Applied => "applied", Refused => "refused" });
+label_enum!(CacheResult { Hit => "hit", Miss => "miss" });
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub route: String,
-    pub component: String,
-    pub version: String,
-    pub status_class: String,
+    pub route: SharedLabel,
+    pub component: ComponentId,
+    pub version: SharedLabel,
+    pub status_class: StatusClass,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ComponentLabel {
-    pub component: String,
+    pub component: ComponentId,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
-    pub reason: String,
+struct ReasonLabel {
+    reason: RejectReason,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabel {
-    pub result: String,
+struct ResultLabel {
+    result: &'static str,
 }
+
+/// A label value shared by every request that carries it (a route, a version name).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct SharedLabel(Arc<str>);
+
+impl EncodeLabelValue for SharedLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&&*self.0, encoder)
+    }
+}
+
+pub type GaugeI64 = Gauge<i64, AtomicI64>;
 
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<ComponentLabel, Histogram>,
     instantiation: Histogram,
-    in_flight: Gauge<i64, AtomicI64>,
-    queued: Gauge<i64, AtomicI64>,
+    in_flight: GaugeI64,
+    queued: GaugeI64,
     rejected: Family<ReasonLabel, Counter>,
     module_loads: Family<ResultLabel, Counter>,
     swaps: Family<ResultLabel, Counter>,
@@ -79,13 +153,13 @@ impl Metrics {
             "Time to create a store and instantiate a pre-instantiated component",
             instantiation.clone(),
         );
-        let in_flight = Gauge::<i64, AtomicI64>::default();
+        let in_flight = GaugeI64::default();
         registry.register(
             "requests_in_flight",
             "Requests executing in a component now",
             in_flight.clone(),
         );
-        let queued = Gauge::<i64, AtomicI64>::default();
+        let queued = GaugeI64::default();
         registry.register(
             "requests_queued",
             "Requests waiting for an execution slot now",
@@ -97,19 +171,23 @@ impl Metrics {
             "Requests rejected by the host before or instead of a component answer, by reason",
             rejected.clone(),
         );
-        let module_loads = Family::<ResultLabel, Counter>::default();
+        let module_loads = Family::default();
         registry.register(
             "module_loads",
             "Modules compiled or loaded and checked, by result",
-            module_loads.clone(),
+            Family::clone(&module_loads),
         );
-        let swaps = Family::<ResultLabel, Counter>::default();
-        registry.register("swaps", "Version changes (deploy, canary, stage, switch, promote, rollback), applied or refused", swaps.clone());
-        let compiled_cache = Family::<ResultLabel, Counter>::default();
+        let swaps = Family::default();
+        registry.register(
+            "swaps",
+            "Version changes (deploy, canary, stage, switch, promote, rollback), applied or refused",
+            Family::clone(&swaps),
+        );
+        let compiled_cache = Family::default();
         registry.register(
             "compiled_cache",
             "Compiled-module cache lookups, by result (hit or miss)",
-            compiled_cache.clone(),
+            Family::clone(&compiled_cache),
         );
         let guard_trips = Family::<ComponentLabel, Counter>::default();
         registry.register(
@@ -139,19 +217,26 @@ impl Metrics {
         out
     }
 
-    pub fn request(&self, route: &str, component: &str, version: &str, status: u16, seconds: f64) {
-        let status_class = format!("{}xx", status / 100);
+    /// One answered request (clones of shared labels only; nothing is allocated).
+    pub fn request(
+        &self,
+        route: &Arc<str>,
+        component: &ComponentId,
+        version: &Arc<str>,
+        status: u16,
+        seconds: f64,
+    ) {
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.into(),
-                component: component.into(),
-                version: version.into(),
-                status_class,
+                route: SharedLabel(route.clone()),
+                component: component.clone(),
+                version: SharedLabel(version.clone()),
+                status_class: StatusClass::of(status),
             })
             .inc();
         self.latency
             .get_or_create(&ComponentLabel {
-                component: component.into(),
+                component: component.clone(),
             })
             .observe(seconds);
     }
@@ -160,59 +245,79 @@ impl Metrics {
         self.instantiation.observe(seconds);
     }
 
-    pub fn in_flight(&self) -> &Gauge<i64, AtomicI64> {
+    pub fn in_flight(&self) -> &GaugeI64 {
         &self.in_flight
     }
 
-    pub fn queued(&self) -> &Gauge<i64, AtomicI64> {
+    pub fn queued(&self) -> &GaugeI64 {
         &self.queued
     }
 
-    pub fn rejected(&self, reason: &str) {
-        self.rejected
-            .get_or_create(&ReasonLabel {
-                reason: reason.into(),
-            })
-            .inc();
+    pub fn rejected(&self, reason: RejectReason) {
+        self.rejected.get_or_create(&ReasonLabel { reason }).inc();
     }
 
-    pub fn module_load(&self, ok: bool) {
+    pub fn module_load(&self, result: LoadResult) {
         self.module_loads
             .get_or_create(&ResultLabel {
-                result: if ok { "ok" } else { "error" }.into(),
+                result: result.as_str(),
             })
             .inc();
     }
 
-    pub fn swap(&self, applied: bool) {
+    pub fn swap(&self, result: SwapResult) {
         self.swaps
             .get_or_create(&ResultLabel {
-                result: if applied { "applied" } else { "refused" }.into(),
+                result: result.as_str(),
             })
             .inc();
     }
 
-    pub fn cache_hit(&self) {
+    pub fn compiled_cache(&self, result: CacheResult) {
         self.compiled_cache
             .get_or_create(&ResultLabel {
-                result: "hit".into(),
+                result: result.as_str(),
             })
             .inc();
     }
 
-    pub fn cache_miss(&self) {
-        self.compiled_cache
-            .get_or_create(&ResultLabel {
-                result: "miss".into(),
-            })
-            .inc();
-    }
-
-    pub fn guard_trip(&self, component: &str) {
+    pub fn guard_trip(&self, component: &ComponentId) {
         self.guard_trips
             .get_or_create(&ComponentLabel {
-                component: component.into(),
+                component: component.clone(),
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_written_as_before() {
+        let m = Metrics::new();
+        let id = ComponentId::new("pi").unwrap();
+        m.request(
+            &Arc::from("/api/v0/pi"),
+            &id,
+            &Arc::from("pi@1a2b3c4d"),
+            204,
+            0.001,
+        );
+        m.rejected(RejectReason::QueueFull);
+        m.swap(SwapResult::Refused);
+        m.compiled_cache(CacheResult::Hit);
+        m.module_load(LoadResult::Ok);
+        let text = m.encode();
+        for want in [
+            r#"fnhost_requests_total{route="/api/v0/pi",component="pi",version="pi@1a2b3c4d",status_class="2xx"} 1"#,
+            r#"fnhost_requests_rejected_total{reason="queue_full"} 1"#,
+            r#"fnhost_swaps_total{result="refused"} 1"#,
+            r#"fnhost_compiled_cache_total{result="hit"} 1"#,
+            r#"fnhost_module_loads_total{result="ok"} 1"#,
+        ] {
+            assert!(text.contains(want), "{want} not in\n{text}");
+        }
     }
 }

@@ -3,30 +3,38 @@
 //! A route is either exact (`/api/v0/pi`) or a trailing wildcard (`/api/...`, which matches
 //! `/api` itself and everything below it; `/...` matches every path). When several routes match,
 //! the most specific wins: an exact route beats any wildcard, and a longer wildcard prefix beats
-//! a shorter one. The table is built once per manifest; matching allocates nothing.
+//! a shorter one. The table is built once per manifest (when it is loaded); matching allocates
+//! nothing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-#[derive(Debug, Clone)]
-pub struct Router {
-    /// Normalized path → (component, route as written).
-    exact: HashMap<String, (String, String)>,
-    /// Wildcard prefixes (without the trailing `/...`), longest first, with (component, route).
-    prefixes: Vec<(String, (String, String))>,
+/// A route table leading to `T` (a component id in the host).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Router<T> {
+    /// Every route as written, with its target, in manifest order.
+    routes: Vec<(Arc<str>, T)>,
+    /// Normalized path → index into `routes`.
+    exact: HashMap<String, usize>,
+    /// Wildcard prefixes (without the trailing `/...`), longest first, with an index into
+    /// `routes`.
+    prefixes: Vec<(String, usize)>,
 }
 
-impl Router {
-    /// Builds the table from `(route, component)` pairs; rejects malformed and duplicate routes.
-    pub fn new(routes: impl IntoIterator<Item = (String, String)>) -> Result<Router, String> {
+impl<T> Router<T> {
+    /// Builds the table from `(route, target)` pairs; rejects malformed and duplicate routes.
+    pub fn new(routes: impl IntoIterator<Item = (String, T)>) -> Result<Router<T>, String> {
+        let mut table = Vec::new();
         let mut exact = HashMap::new();
-        let mut prefixes: Vec<(String, (String, String))> = Vec::new();
-        for (route, component) in routes {
+        let mut prefixes: Vec<(String, usize)> = Vec::new();
+        for (route, target) in routes {
             if !route.starts_with('/') {
                 return Err(format!("route \"{route}\" must start with '/'"));
             }
             if route.contains(':') || route.contains('*') {
                 return Err(format!("route \"{route}\": parameter and glob segments are not supported; use an exact path or a trailing /..."));
             }
+            let index = table.len();
             if let Some(prefix) = route.strip_suffix("/...") {
                 if prefix.contains("...") {
                     return Err(format!("route \"{route}\": '...' may only end a route"));
@@ -34,38 +42,48 @@ impl Router {
                 if prefixes.iter().any(|(p, _)| p == prefix) {
                     return Err(format!("duplicate route \"{route}\""));
                 }
-                prefixes.push((prefix.to_string(), (component, route.clone())));
+                prefixes.push((prefix.to_string(), index));
             } else {
                 if route.contains("...") {
                     return Err(format!(
                         "route \"{route}\": '...' may only end a route, after a '/'"
                     ));
                 }
-                let key = normalize(&route).to_string();
-                if exact.insert(key, (component, route.clone())).is_some() {
+                if exact.insert(normalize(&route).to_string(), index).is_some() {
                     return Err(format!("duplicate route \"{route}\""));
                 }
             }
+            table.push((Arc::from(route.as_str()), target));
         }
-        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
-        Ok(Router { exact, prefixes })
+        prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        Ok(Router {
+            routes: table,
+            exact,
+            prefixes,
+        })
     }
 
-    /// The component serving `path` (the URI path, without the query) and the route that
-    /// matched.
-    pub fn route(&self, path: &str) -> Option<(&str, &str)> {
+    /// The target serving `path` (the URI path, without the query) and the route that matched
+    /// as written (shared, so a caller can keep it without allocating).
+    pub fn route(&self, path: &str) -> Option<(&T, &Arc<str>)> {
         let path = normalize(path);
-        if let Some((c, r)) = self.exact.get(path) {
-            return Some((c, r));
-        }
-        self.prefixes
-            .iter()
-            .find(|(prefix, _)| {
-                path.strip_prefix(prefix.as_str()).is_some_and(|rest| {
-                    rest.is_empty() || rest.starts_with('/') || prefix.is_empty()
+        let index = self.exact.get(path).copied().or_else(|| {
+            self.prefixes
+                .iter()
+                .find(|(prefix, _)| {
+                    path.strip_prefix(prefix.as_str()).is_some_and(|rest| {
+                        rest.is_empty() || rest.starts_with('/') || prefix.is_empty()
+                    })
                 })
-            })
-            .map(|(_, (c, r))| (c.as_str(), r.as_str()))
+                .map(|(_, i)| *i)
+        })?;
+        let (route, target) = &self.routes[index];
+        Some((target, route))
+    }
+
+    /// Every route as written and its target, in manifest order.
+    pub fn routes(&self) -> impl Iterator<Item = (&str, &T)> {
+        self.routes.iter().map(|(r, t)| (&**r, t))
     }
 }
 
@@ -111,7 +129,7 @@ mod tests {
         ];
         for (path, want) in cases {
             assert_eq!(
-                router.route(path).map(|(c, _)| c),
+                router.route(path).map(|(c, _)| c.as_str()),
                 Some(want),
                 "path {path}"
             );
@@ -121,7 +139,8 @@ mod tests {
     #[test]
     fn no_catchall_means_unmatched_paths_are_none() {
         let router = Router::new([("/api/v0/pi".to_string(), "pi".to_string())]).unwrap();
-        assert_eq!(router.route("/api/v0/pi"), Some(("pi", "/api/v0/pi")));
+        let (c, r) = router.route("/api/v0/pi").unwrap();
+        assert_eq!((c.as_str(), &**r), ("pi", "/api/v0/pi"));
         assert_eq!(router.route("/api/v0"), None);
         assert_eq!(router.route("/x"), None);
     }

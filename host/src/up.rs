@@ -1,9 +1,11 @@
-//! `fnhost up`: read the manifest, load every component, open the listeners, serve until a
-//! signal, then drain.
+//! `fnhost up`: options → execute → serve, as wasmtime's `serve` reads.
 //!
-//! Start-up fails (non-zero exit, message naming file, key and problem) for a manifest error or
-//! a local module that does not load. A module that must be downloaded and cannot be yet leaves
-//! its component not ready (`/readyz` 503) and is retried in the background.
+//! [`UpOptions`] is the command line. [`run`] builds the async runtime and calls
+//! [`UpOptions::execute`], which reads the manifest, builds the runtime, loads every component
+//! and binds the listeners; [`Host::serve`] then serves until a signal and drains. Start-up
+//! fails (non-zero exit, message naming file, key and problem) for a manifest error or a local
+//! module that does not load. A module that must be downloaded and cannot be yet leaves its
+//! component not ready (`/readyz` 503) and is retried in the background.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,13 +17,13 @@ use clap::{Args, ValueEnum};
 use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin};
-use crate::deployments::{CanaryPolicy, Deployments, VersionSpec};
+use crate::deployments::Deployments;
 use crate::engine::{EngineSettings, Runtime};
-use crate::manifest::{self, Source};
+use crate::http::{self, Public};
+use crate::manifest;
 use crate::metrics::Metrics;
-use crate::router::Router;
-use crate::server::{self, Public};
 use crate::sources::Sources;
+use crate::spec::{App, ComponentSpec, Source};
 use crate::watch;
 
 #[derive(Args, Debug)]
@@ -82,7 +84,10 @@ pub fn run(opts: UpOptions) -> Result<()> {
     if let Some(n) = opts.threads {
         rt.worker_threads(n);
     }
-    rt.build()?.block_on(up(opts))
+    rt.build()?.block_on(async {
+        let host = opts.execute().await?;
+        host.serve().await
+    })
 }
 
 fn init_logging(format: LogFormat) {
@@ -104,188 +109,201 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn up(opts: UpOptions) -> Result<()> {
-    let loaded = manifest::load(&opts.manifest)?;
-    for w in &loaded.warnings {
-        tracing::warn!("{w}");
-    }
-    let app = loaded.app;
-    let settings = app.settings.clone();
-    let metrics = Arc::new(Metrics::new());
-    let max_memory = app
-        .components
-        .values()
-        .filter_map(|c| c.settings.memory_limit_bytes)
-        .chain([settings.memory_limit_bytes])
-        .max()
-        .unwrap_or(settings.memory_limit_bytes);
-    let runtime = Arc::new(Runtime::new(
-        &EngineSettings {
-            pooling: !opts.no_pooling,
-            epoch_deadlines: !opts.no_cpu_timeouts,
-            max_memory_bytes: max_memory,
-            cache_dir: opts.cache_dir.join("compiled"),
-        },
-        metrics.clone(),
-    )?);
-    let sources = Sources::new(&opts.cache_dir)?;
-    let deployments = Arc::new(Deployments::new(
-        &app.components,
-        &settings,
-        runtime,
-        sources,
-        metrics.clone(),
-    ));
+/// A host ready to serve: components loaded, listeners bound.
+pub struct Host {
+    app: App,
+    deployments: Arc<Deployments>,
+    metrics: Arc<Metrics>,
+    token: String,
+    public: TcpListener,
+    admin: TcpListener,
+    metrics_only: Option<TcpListener>,
+    watch: bool,
+}
 
-    // Load every component's current version in parallel (compiling uses all cores anyway).
-    let mut loads = tokio::task::JoinSet::new();
-    for (id, spec) in &app.components {
-        let (d, id, spec) = (deployments.clone(), id.clone(), spec.clone());
-        loads.spawn(async move {
-            let result = d.load_initial(&id, VersionSpec::current_of(&spec)).await;
-            (id, spec, result)
-        });
-    }
-    let mut retry = Vec::new();
-    while let Some(joined) = loads.join_next().await {
-        let (id, spec, result) = joined?;
-        if let Err(e) = result {
-            if matches!(spec.source, Source::Url { .. }) {
-                tracing::error!(component = %id, error = %format!("{e:#}"), "component not loaded; not ready, retrying in the background");
-                retry.push((id, spec));
-                continue;
-            }
-            bail!("{}: component.{id}: {e:#}", app.manifest_path.display());
+impl UpOptions {
+    /// Everything before serving: manifest, runtime, components, listeners.
+    pub async fn execute(self) -> Result<Host> {
+        let loaded = manifest::load(&self.manifest)?;
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
         }
-        if let (Some(c), Some(cspec)) = (&spec.candidate, VersionSpec::candidate_of(&spec)) {
-            let version = deployments.load(&id, cspec, None).await.with_context(|| {
-                format!(
-                    "{}: component.{id}.tool.fnhost.candidate",
-                    app.manifest_path.display()
-                )
-            })?;
-            deployments
-                .set_candidate(
-                    version,
-                    CanaryPolicy {
-                        weight: c.weight,
-                        sticky: c.sticky.clone(),
-                        guard: c.guard.clone(),
-                    },
-                )
-                .await?;
-        }
-    }
-    for (id, spec) in retry {
-        let d = deployments.clone();
-        tokio::spawn(async move {
-            for attempt in 1u32.. {
-                tokio::time::sleep(Duration::from_secs(
-                    5u64.saturating_mul(attempt as u64).min(60),
-                ))
-                .await;
-                if d.slot(&id).is_some_and(|s| s.state().current.is_some()) {
-                    return;
-                }
-                match d.load_initial(&id, VersionSpec::current_of(&spec)).await {
-                    Ok(()) => {
-                        return tracing::info!(component = %id, attempt, "component loaded; ready")
-                    }
-                    Err(e) => {
-                        tracing::warn!(component = %id, attempt, error = %format!("{e:#}"), "component still not loaded")
-                    }
-                }
-            }
-        });
-    }
-
-    let token = admin_token(&opts)?;
-    let router = Router::new(
-        app.routes
-            .iter()
-            .map(|r| (r.route.clone(), r.component.clone())),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let public = Arc::new(Public::new(
-        router,
-        deployments.clone(),
-        settings.clone(),
-        metrics.clone(),
-    ));
-    let admin = Arc::new(Admin::new(deployments.clone(), metrics.clone(), &token));
-
-    let public_listener = TcpListener::bind(opts.listen)
-        .await
-        .with_context(|| format!("listening on {}", opts.listen))?;
-    let admin_listener = TcpListener::bind(opts.admin_listen)
-        .await
-        .with_context(|| format!("admin listener on {}", opts.admin_listen))?;
-    let metrics_listener = match opts.metrics_listen {
-        Some(a) => Some(
-            TcpListener::bind(a)
-                .await
-                .with_context(|| format!("metrics listener on {a}"))?,
-        ),
-        None => None,
-    };
-    let public_addr = public_listener.local_addr()?;
-    let admin_addr = admin_listener.local_addr()?;
-    for r in &app.routes {
-        let route = r.route.trim_end_matches("/...");
-        let shown = if r.route.ends_with("/...") {
-            format!("{route}/...")
-        } else {
-            route.to_string()
-        };
-        println!(
-            "GET http://{public_addr}{shown} → component {}",
-            r.component
-        );
-    }
-    println!("admin API on http://{admin_addr} (bearer token required)");
-    tracing::info!(%public_addr, %admin_addr, app = %app.name, "serving");
-
-    if !opts.no_watch {
-        watch::spawn(app.manifest_path.clone(), &app, deployments.clone())?;
-    }
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let drain = settings.request_timeout + Duration::from_secs(5);
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(server::serve(
-        public_listener,
-        settings.clone(),
-        move |req, _| server::handle(public.clone(), req),
-        stop_rx.clone(),
-        drain,
-    ));
-    tasks.spawn(server::serve(
-        admin_listener,
-        settings.clone(),
-        move |req, _| admin::handle(admin.clone(), req),
-        stop_rx.clone(),
-        drain,
-    ));
-    if let Some(l) = metrics_listener {
-        let metrics = metrics.clone();
-        tasks.spawn(server::serve(
-            l,
-            settings.clone(),
-            move |_, _| {
-                let resp = admin::metrics_response(&metrics);
-                async move { resp }
+        let app = loaded.app;
+        let metrics = Arc::new(Metrics::new());
+        let runtime = Arc::new(Runtime::new(&self.engine_settings(&app), metrics.clone())?);
+        let deployments = Arc::new(Deployments::new(
+            &app.components,
+            runtime,
+            Sources::new(&self.cache_dir)?,
+            metrics.clone(),
+        ));
+        load_components(&app, &deployments).await?;
+        Ok(Host {
+            token: admin_token(&self)?,
+            public: bind(self.listen, "listening on").await?,
+            admin: bind(self.admin_listen, "admin listener on").await?,
+            metrics_only: match self.metrics_listen {
+                Some(a) => Some(bind(a, "metrics listener on").await?),
+                None => None,
             },
+            watch: !self.no_watch,
+            app,
+            deployments,
+            metrics,
+        })
+    }
+
+    fn engine_settings(&self, app: &App) -> EngineSettings {
+        EngineSettings {
+            pooling: !self.no_pooling,
+            epoch_deadlines: !self.no_cpu_timeouts,
+            // The pooling allocator's slots must fit the largest memory any component may have.
+            max_memory_bytes: app
+                .components
+                .values()
+                .map(|c| c.limits.memory_limit_bytes)
+                .chain([app.limits.memory_limit_bytes])
+                .max()
+                .unwrap_or(app.limits.memory_limit_bytes),
+            cache_dir: self.cache_dir.join("compiled"),
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{what} {addr}"))
+}
+
+/// Loads every component's current version in parallel (compiling uses all cores anyway), then
+/// its manifest candidate. A local module that fails stops start-up; a download that fails
+/// leaves the component not ready and is retried in the background.
+async fn load_components(app: &App, deployments: &Arc<Deployments>) -> Result<()> {
+    let mut loads = tokio::task::JoinSet::new();
+    for spec in app.components.values() {
+        let (d, spec) = (deployments.clone(), spec.clone());
+        loads.spawn(async move {
+            let result = d.load_initial(spec.id.as_str(), spec.version.clone()).await;
+            (spec, result)
+        });
+    }
+    let file = app.manifest_path.display();
+    while let Some(joined) = loads.join_next().await {
+        let (spec, result) = joined?;
+        let id = &spec.id;
+        match result {
+            Ok(()) => load_candidate(deployments, &spec)
+                .await
+                .with_context(|| format!("{file}: component.{id}.tool.fnhost.candidate"))?,
+            Err(e) if matches!(spec.version.source, Source::Url { .. }) => {
+                tracing::error!(component = %id, error = %e, "component not loaded; not ready, retrying in the background");
+                tokio::spawn(retry_load(deployments.clone(), spec));
+            }
+            Err(e) => bail!("{file}: component.{id}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+async fn load_candidate(deployments: &Deployments, spec: &ComponentSpec) -> Result<()> {
+    if let Some(c) = &spec.candidate {
+        let version = deployments
+            .load(spec.id.as_str(), c.version.clone(), None)
+            .await?;
+        deployments.set_candidate(version, c.policy.clone()).await?;
+    }
+    Ok(())
+}
+
+/// Retries a failed download with a growing pause (5 s, 10 s, … up to a minute) until it loads.
+async fn retry_load(deployments: Arc<Deployments>, spec: ComponentSpec) {
+    let id = spec.id.as_str();
+    for attempt in 1u32.. {
+        let pause = Duration::from_secs(5u64.saturating_mul(attempt as u64).min(60));
+        tokio::time::sleep(pause).await;
+        if deployments.slot(id).is_some_and(|s| s.is_ready()) {
+            return;
+        }
+        match deployments.load_initial(id, spec.version.clone()).await {
+            Ok(()) => return tracing::info!(component = %id, attempt, "component loaded; ready"),
+            Err(e) => {
+                tracing::warn!(component = %id, attempt, error = %e, "component still not loaded")
+            }
+        }
+    }
+}
+
+impl Host {
+    /// Serves the public, admin (and metrics) listeners until SIGTERM or Ctrl-C, then stops
+    /// accepting and lets requests in flight finish.
+    pub async fn serve(self) -> Result<()> {
+        let public_addr = self.public.local_addr()?;
+        let admin_addr = self.admin.local_addr()?;
+        for (route, component) in self.app.router.routes() {
+            println!("GET http://{public_addr}{route} → component {component}");
+        }
+        println!("admin API on http://{admin_addr} (bearer token required)");
+        tracing::info!(%public_addr, %admin_addr, app = %self.app.name, "serving");
+
+        if self.watch {
+            watch::spawn(
+                self.app.manifest_path.clone(),
+                &self.app,
+                self.deployments.clone(),
+            )?;
+        }
+        let limits = self.app.limits.clone();
+        let public = Arc::new(Public::new(
+            self.app.router.clone(),
+            self.deployments.clone(),
+            limits.clone(),
+            self.metrics.clone(),
+        ));
+        let admin = Arc::new(Admin::new(
+            self.deployments.clone(),
+            self.metrics.clone(),
+            &self.token,
+        ));
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let drain = limits.request_timeout + Duration::from_secs(5);
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(http::serve(
+            self.public,
+            limits.clone(),
+            move |req, _| http::handle(public.clone(), req),
             stop_rx.clone(),
             drain,
         ));
-    }
+        tasks.spawn(http::serve(
+            self.admin,
+            limits.clone(),
+            move |req, _| admin::handle(admin.clone(), req),
+            stop_rx.clone(),
+            drain,
+        ));
+        if let Some(l) = self.metrics_only {
+            let metrics = self.metrics.clone();
+            tasks.spawn(http::serve(
+                l,
+                limits.clone(),
+                move |_, _| {
+                    let resp = admin::metrics_response(&metrics);
+                    async move { resp }
+                },
+                stop_rx.clone(),
+                drain,
+            ));
+        }
 
-    shutdown_signal().await;
-    tracing::info!("shutting down: no new connections; finishing requests in flight");
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
-    tracing::info!("stopped");
-    Ok(())
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("stopped");
+        Ok(())
+    }
 }
 
 async fn shutdown_signal() {

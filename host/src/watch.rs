@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use notify::{RecursiveMode, Watcher};
-use sha2::{Digest, Sha256};
 
-use crate::deployments::{CanaryPolicy, Deployments, VersionSpec};
-use crate::manifest::{self, App, ComponentSpec, Source};
+use crate::deployments::Deployments;
+use crate::manifest;
+use crate::spec::{App, ComponentId, ComponentSpec, Sha256, Source};
 
 const DEBOUNCE: Duration = Duration::from_millis(400);
 const MAX_DEBOUNCE: Duration = Duration::from_secs(3);
@@ -30,8 +30,8 @@ const MAX_DEBOUNCE: Duration = Duration::from_secs(3);
 #[derive(Clone, PartialEq)]
 struct Applied {
     spec: ComponentSpec,
-    current_sha: Option<String>,
-    candidate_sha: Option<String>,
+    current_sha: Option<Sha256>,
+    candidate_sha: Option<Sha256>,
 }
 
 pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -> Result<()> {
@@ -56,12 +56,12 @@ pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -
     })?;
     let mut watched = BTreeSet::new();
     watch_dirs(&mut watcher, &mut watched, &manifest_path, app);
-    let mut applied: HashMap<String, Applied> = app
+    let mut applied: HashMap<ComponentId, Applied> = app
         .components
         .iter()
         .map(|(id, spec)| (id.clone(), applied_now(spec)))
         .collect();
-    let routes = app.routes.clone();
+    let router = app.router.clone();
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             // Debounce: wait until events stop for a moment (an editor or kubelet writes several),
@@ -82,7 +82,10 @@ pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -
                 }
             };
             let app = loaded.app;
-            if app.routes != routes || app.components.keys().ne(applied.keys()) {
+            if app.router != router
+                || app.components.keys().any(|id| !applied.contains_key(id))
+                || applied.len() != app.components.len()
+            {
                 tracing::warn!("routes or the set of components changed in the manifest: restart fnhost to apply them; applying version changes to existing components");
             }
             watch_dirs(&mut watcher, &mut watched, &manifest_path, &app);
@@ -95,8 +98,8 @@ pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -
                 if now == before {
                     continue;
                 }
-                deployments.set_limits(id, spec, &app.settings);
-                match apply_component(&deployments, id, spec, &before, &now).await {
+                deployments.set_limits(id.as_str(), &spec.limits);
+                match apply_component(&deployments, id.as_str(), spec, &before, &now).await {
                     Ok(()) => {
                         applied.insert(id.clone(), now);
                     }
@@ -119,31 +122,25 @@ async fn apply_component(
     before: &Applied,
     now: &Applied,
 ) -> Result<()> {
-    let current_spec = VersionSpec::current_of(spec);
-    if now.current_sha != before.current_sha
-        || current_spec != VersionSpec::current_of(&before.spec)
-    {
-        let version = deployments.load(id, current_spec, None).await?;
+    if now.current_sha != before.current_sha || spec.version != before.spec.version {
+        let version = deployments.load(id, spec.version.clone(), None).await?;
         deployments.deploy(version).await?;
     }
-    let cand_changed = now.candidate_sha != before.candidate_sha
-        || VersionSpec::candidate_of(spec) != VersionSpec::candidate_of(&before.spec);
-    match (&spec.candidate, VersionSpec::candidate_of(spec)) {
-        (Some(c), Some(cspec)) => {
-            let policy = CanaryPolicy {
-                weight: c.weight,
-                sticky: c.sticky.clone(),
-                guard: c.guard.clone(),
-            };
-            if cand_changed {
-                let version = deployments.load(id, cspec, None).await?;
-                deployments.set_candidate(version, policy).await?;
-            } else if before.spec.candidate.as_ref() != Some(c) {
-                deployments.set_policy(id, policy).await?;
+    let before_candidate = before.spec.candidate.as_ref();
+    match &spec.candidate {
+        Some(c) => {
+            let reloaded = now.candidate_sha != before.candidate_sha
+                || before_candidate.map(|b| &b.version) != Some(&c.version);
+            if reloaded {
+                let version = deployments.load(id, c.version.clone(), None).await?;
+                deployments.set_candidate(version, c.policy.clone()).await?;
+            } else if before_candidate.map(|b| &b.policy) != Some(&c.policy) {
+                let policy = c.policy.clone();
+                deployments.set_policy(id, move |_| policy).await?;
             }
         }
-        _ => {
-            if before.spec.candidate.is_some() {
+        None => {
+            if before_candidate.is_some() {
                 deployments.clear_candidate(id).await?;
             }
         }
@@ -154,19 +151,19 @@ async fn apply_component(
 fn applied_now(spec: &ComponentSpec) -> Applied {
     Applied {
         spec: spec.clone(),
-        current_sha: source_sha(&spec.source),
-        candidate_sha: spec.candidate.as_ref().and_then(|c| source_sha(&c.source)),
+        current_sha: source_sha(&spec.version.source),
+        candidate_sha: spec
+            .candidate
+            .as_ref()
+            .and_then(|c| source_sha(&c.version.source)),
     }
 }
 
 /// The digest of what a source names now: a file is hashed, a URL carries its digest.
-fn source_sha(source: &Source) -> Option<String> {
+fn source_sha(source: &Source) -> Option<Sha256> {
     match source {
-        Source::Path(p) => std::fs::read(p)
-            .ok()
-            .map(|b| hex::encode(Sha256::digest(b))),
-        Source::Url { sha256, .. } => Some(sha256.clone()),
-        Source::Uploaded { sha256 } => Some(sha256.clone()),
+        Source::Path(p) => std::fs::read(p).ok().map(|b| Sha256::of(&b)),
+        Source::Url { digest, .. } | Source::Uploaded { digest } => Some(digest.clone()),
     }
 }
 
@@ -178,8 +175,8 @@ fn relevant_names(manifest: &Path, app: &App) -> HashSet<OsString> {
         .into_iter()
         .collect();
     for spec in app.components.values() {
-        for source in
-            std::iter::once(&spec.source).chain(spec.candidate.as_ref().map(|c| &c.source))
+        for source in std::iter::once(&spec.version.source)
+            .chain(spec.candidate.as_ref().map(|c| &c.version.source))
         {
             if let Source::Path(p) = source {
                 names.extend(p.file_name().map(|n| n.to_os_string()));
@@ -200,8 +197,8 @@ fn watch_dirs(
         dirs.insert(d.to_path_buf());
     }
     for spec in app.components.values() {
-        for source in
-            std::iter::once(&spec.source).chain(spec.candidate.as_ref().map(|c| &c.source))
+        for source in std::iter::once(&spec.version.source)
+            .chain(spec.candidate.as_ref().map(|c| &c.version.source))
         {
             if let Source::Path(p) = source {
                 if let Some(d) = p.parent() {

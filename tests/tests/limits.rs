@@ -148,10 +148,23 @@ fn memory_beyond_the_limit_is_a_500_and_host_memory_stays_bounded() {
     let (_dir, host) = start(&[]);
     let r = host.get("/f/alloc");
     assert_eq!(r.status, 500, "{}", r.text());
+    // The memory limit, not any trap: the answer says which.
+    assert_eq!(
+        r.error(),
+        "component faults exceeded its memory limit",
+        "{}",
+        r.text()
+    );
     assert_eq!(host.get("/f/ok").status, 200);
     let rss_before = host.rss_kib();
     for _ in 0..20 {
-        assert_eq!(host.get("/f/alloc").status, 500);
+        let r = host.get("/f/alloc");
+        assert_eq!(r.status, 500);
+        assert!(
+            r.error().contains("exceeded its memory limit"),
+            "{}",
+            r.text()
+        );
         assert_eq!(host.get("/f/ok").status, 200);
     }
     let rss_after = host.rss_kib();
@@ -193,16 +206,24 @@ fn request_and_response_body_limits() {
         &answer[..answer.len().min(200)]
     );
 
-    // A response over the limit is cut: the client never gets a complete oversized body.
+    // A response over the limit is cut: the connection is aborted mid-body, so the client sees
+    // a broken transfer (never a complete response, whatever its status), and the host says why.
     let url = host.url(&format!("/f/big?bytes={}", 3 << 20));
     match try_send(&host.agent, "GET", &url) {
-        Ok(r) => assert!(
-            r.body.len() < 3 << 20,
-            "got the whole {} bytes",
+        Ok(r) => panic!(
+            "a complete response ({}, {} bytes) instead of a cut transfer",
+            r.status,
             r.body.len()
         ),
-        Err(_) => {}
+        Err(e) => assert!(e.contains("reading body"), "not cut mid-body: {e}"),
     }
+    assert!(
+        e2e::wait_until(Duration::from_secs(5), || host
+            .log_text()
+            .contains("response body exceeds the response size limit")),
+        "{}",
+        host.log_text()
+    );
     let r = host.get(&format!("/f/big?bytes={}", 1 << 20));
     assert_eq!(r.body.len(), 1 << 20);
     // A body that never ends is cut at the request timeout.

@@ -475,13 +475,19 @@ fn declarative_updates_through_the_manifest_and_module_files() {
         wait_until(Duration::from_secs(15), || current() == v2),
         "module file replaced in place"
     );
-    // A half-written module is refused; the complete file then loads.
+    // A half-written module is tried, refused and never served; the complete file then loads.
+    let refusals = || host.log_text().matches("module change not applied").count();
+    let refused_before = refusals();
     std::fs::write(
         dir.join("pi_picrunch.wasm"),
         &std::fs::read(wasm("pi_picrunch")).unwrap()[..40_000],
     )
     .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        wait_until(Duration::from_secs(15), || refusals() > refused_before),
+        "the watcher never tried the half-written module:\n{}",
+        host.log_text()
+    );
     assert_eq!(current(), v2, "a half-written module is never served");
     dir.copy_in(&wasm("pi_picrunch"), "pi_picrunch.wasm");
     assert!(wait_until(Duration::from_secs(15), || current() == v1));

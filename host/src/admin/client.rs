@@ -1,9 +1,12 @@
-//! The admin CLI: `fnhost status | deploy | canary | stage | switch | promote | rollback | weight`.
+//! The admin CLI: `fnhost status | deploy | canary | stage | switch | promote | rollback |
+//! weight`.
 //!
 //! Each command is one HTTP call to a running host's admin API (`--admin`, or `FNHOST_ADMIN`),
-//! with the bearer token from `FNHOST_ADMIN_TOKEN` or the token file `fnhost up` wrote. Modules
-//! are uploaded as bytes by default (works against a remote host); `--host-path` sends the path
-//! instead, for a module already on the host's disk.
+//! with the bearer token from `FNHOST_ADMIN_TOKEN` or the token file `fnhost up` wrote. The
+//! arguments become `api::OpParams` through the same constructors the server uses, so a bad
+//! value is refused before anything is sent. Modules are uploaded as bytes by default (works
+//! against a remote host); `--host-path` sends the path instead, for a module already on the
+//! host's disk.
 
 use std::path::PathBuf;
 
@@ -12,6 +15,12 @@ use bytes::Bytes;
 use clap::Args;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::api::{MountParam, Op, OpParams, StatusResponse};
+use crate::deployments::ComponentStatus;
+use crate::spec::{GuardSpec, Label, Stickiness, Weight};
 
 #[derive(Args, Debug)]
 pub struct Target {
@@ -43,16 +52,16 @@ pub struct VersionArgs {
     /// The module (.wasm component).
     file: PathBuf,
     /// Human label for the version (e.g. v2).
-    #[arg(long)]
-    label: Option<String>,
+    #[arg(long, value_parser = |s: &str| Label::new(s))]
+    label: Option<Label>,
     /// Send FILE as a path on the host instead of uploading its bytes.
     #[arg(long)]
     host_path: bool,
     /// Grant a host directory to this version as HOST_DIR:GUEST_PATH (replaces the inherited files).
-    #[arg(long = "mount")]
-    mounts: Vec<String>,
+    #[arg(long = "mount", value_parser = |s: &str| MountParam::parse(s))]
+    mounts: Vec<MountParam>,
     /// Refuse the change unless a GET of this path (e.g. /api/v0/pi?ndigits=5) answers below 500.
-    #[arg(long)]
+    #[arg(long, value_parser = |s: &str| OpParams::smoke(s))]
     smoke: Option<String>,
 }
 
@@ -61,20 +70,20 @@ pub struct CanaryArgs {
     #[command(flatten)]
     version: VersionArgs,
     /// Percent of requests for the candidate (0–100, one decimal).
-    #[arg(long)]
-    weight: f64,
+    #[arg(long, value_parser = parse_weight)]
+    weight: Weight,
     /// Hash this request header so a user always sees the same version.
-    #[arg(long, conflicts_with = "sticky_cookie")]
-    sticky_header: Option<String>,
+    #[arg(long, conflicts_with = "sticky_cookie", value_parser = |s: &str| Stickiness::header(s))]
+    sticky_header: Option<Stickiness>,
     /// Hash this cookie so a user always sees the same version.
-    #[arg(long)]
-    sticky_cookie: Option<String>,
+    #[arg(long, value_parser = |s: &str| Stickiness::cookie(s))]
+    sticky_cookie: Option<Stickiness>,
     /// Roll back automatically when the 5xx rate over the guard window exceeds this (0–1).
     #[arg(long)]
     max_error_rate: Option<f64>,
     /// Requests in the guard window (≥ 20).
     #[arg(long, requires = "max_error_rate")]
-    guard_window: Option<u32>,
+    guard_window: Option<i64>,
 }
 
 #[derive(Args, Debug)]
@@ -82,75 +91,85 @@ pub struct WeightArgs {
     #[command(flatten)]
     component: ComponentArgs,
     /// New percent of requests for the candidate.
-    #[arg(long)]
-    weight: f64,
+    #[arg(long, value_parser = parse_weight)]
+    weight: Weight,
+}
+
+fn parse_weight(s: &str) -> Result<Weight, String> {
+    let w: f64 = s
+        .parse()
+        .map_err(|_| format!("must be a number from 0 to 100, got \"{s}\""))?;
+    Weight::from_percent(w).map_err(|e| e.0)
 }
 
 pub fn status(t: Target) -> Result<()> {
-    print(call(&t, "GET", "/v1/status", None)?)
+    let status: StatusResponse = call(&t, "GET", "/v1/status", None)?;
+    print(&status)
 }
 
-pub fn simple_op(op: &str, a: ComponentArgs) -> Result<()> {
-    print(call(
-        &a.target,
-        "POST",
-        &format!("/v1/components/{}/{op}", a.component),
-        None,
-    )?)
+/// An operation that names only the component (switch, promote, rollback).
+pub fn component_op(op: Op, a: ComponentArgs) -> Result<()> {
+    operate(&a.target, op, &a.component, &OpParams::default(), None)
 }
 
 pub fn weight(a: WeightArgs) -> Result<()> {
-    let path = format!(
-        "/v1/components/{}/weight?weight={}",
-        a.component.component, a.weight
-    );
-    print(call(&a.component.target, "POST", &path, None)?)
+    let params = OpParams {
+        weight: Some(a.weight),
+        ..OpParams::default()
+    };
+    operate(
+        &a.component.target,
+        Op::Weight,
+        &a.component.component,
+        &params,
+        None,
+    )
 }
 
 pub fn canary(a: CanaryArgs) -> Result<()> {
-    let mut extra = vec![("weight", a.weight.to_string())];
-    if let Some(h) = a.sticky_header {
-        extra.push(("sticky_header", h));
-    }
-    if let Some(c) = a.sticky_cookie {
-        extra.push(("sticky_cookie", c));
-    }
-    if let Some(r) = a.max_error_rate {
-        extra.push(("max_error_rate", r.to_string()));
-    }
-    if let Some(w) = a.guard_window {
-        extra.push(("guard_window", w.to_string()));
-    }
-    version_op("canary", a.version, Some(extra))
+    let guard = a
+        .max_error_rate
+        .map(|rate| GuardSpec::new(rate, a.guard_window))
+        .transpose()?;
+    version_op(
+        Op::Canary,
+        a.version,
+        OpParams {
+            weight: Some(a.weight),
+            sticky: a.sticky_header.or(a.sticky_cookie),
+            guard,
+            ..OpParams::default()
+        },
+    )
 }
 
-pub fn version_op(op: &str, a: VersionArgs, extra: Option<Vec<(&str, String)>>) -> Result<()> {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    if let Some(l) = &a.label {
-        query.append_pair("label", l);
-    }
-    for m in &a.mounts {
-        query.append_pair("mount", m);
-    }
-    if let Some(s) = &a.smoke {
-        query.append_pair("smoke", s);
-    }
-    for (k, v) in extra.unwrap_or_default() {
-        query.append_pair(k, &v);
-    }
+/// An operation that loads a new version (deploy, stage; canary with its policy).
+pub fn version_op(op: Op, a: VersionArgs, mut params: OpParams) -> Result<()> {
+    params.label = a.label;
+    params.mounts = a.mounts;
+    params.smoke = a.smoke;
     let body = if a.host_path {
-        let abs = std::path::absolute(&a.file)?;
-        query.append_pair("path", &abs.to_string_lossy());
+        params.path = Some(std::path::absolute(&a.file)?);
         None
     } else {
         Some(std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?)
     };
-    let path = format!("/v1/components/{}/{op}?{}", a.component, query.finish());
-    print(call(&a.target, "POST", &path, body)?)
+    operate(&a.target, op, &a.component, &params, body)
 }
 
-fn print(v: serde_json::Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(&v)?);
+fn operate(
+    target: &Target,
+    op: Op,
+    component: &str,
+    params: &OpParams,
+    body: Option<Vec<u8>>,
+) -> Result<()> {
+    let status: ComponentStatus = call(target, "POST", &op.path(component, params), body)?;
+    print(&status)
+}
+
+fn print(v: &impl Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -167,7 +186,18 @@ fn token(t: &Target) -> Result<String> {
     Ok(tok.trim().to_string())
 }
 
-fn call(t: &Target, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<serde_json::Value> {
+/// The admin API's error body.
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+fn call<T: DeserializeOwned>(
+    t: &Target,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> Result<T> {
     let token = token(t)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -191,14 +221,17 @@ fn call(t: &Target, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<s
         let resp = sender.send_request(req).await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| serde_json::json!({ "error": String::from_utf8_lossy(&bytes) }));
         if !status.is_success() {
-            bail!(
-                "{status}: {}",
-                value["error"].as_str().unwrap_or(&value.to_string())
-            );
+            let msg = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+            bail!("{status}: {msg}");
         }
-        Ok(value)
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "the admin API answered something unexpected: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
     })
 }

@@ -1,0 +1,166 @@
+//! Everything wasmtime, one concern per module: the engine's configuration and linker (here),
+//! the compiled-module cache (`cache`), which wasi:http world a component serves (`world`), the
+//! epoch ticker and deadlines (`epoch`), a guest's store and grants (`guest`), instance
+//! lifetime and reuse (`worker`), outbound HTTP (`outbound`) and failure classification
+//! (`failure`).
+//!
+//! One [`Runtime`] holds the `Engine` (pooling allocator, epoch interruption, wide-arithmetic,
+//! component-model-async) and the `Linker` (WASI p2 + p3, wasi:http p2 + p3).
+//! [`Runtime::prepare`] does the slow work (hash, compile or load from the cache, link, detect
+//! the world) and is only ever called beside the request path. A [`VersionHandler`] is what the
+//! request path calls: it creates a fresh, isolated store and instance per request from the
+//! pre-instantiated component (or reuses a WASIp3 instance when the component opts in).
+
+mod cache;
+mod epoch;
+mod failure;
+mod guest;
+mod outbound;
+mod worker;
+mod world;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
+
+pub use epoch::EPOCH_TICK;
+pub use failure::{classify, Failure};
+pub use guest::{GuestState, InstancePolicy, RequestData, RequestTrace, VersionHandler};
+pub use world::World;
+
+use crate::metrics::Metrics;
+use crate::spec::Sha256;
+
+/// How much of each pooled linear memory stays resident between instances (see `Runtime::new`).
+const KEEP_RESIDENT_BYTES: usize = 4 << 20;
+
+/// Engine-wide settings, from the command line and `[application.tool.fnhost]`.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub pooling: bool,
+    /// The largest memory any instance may have (the pooling allocator's slot size).
+    pub max_memory_bytes: u64,
+    pub cache_dir: PathBuf,
+    /// Epoch interruption (CPU-time deadlines and yielding). Off only to measure its cost:
+    /// without it a guest in an endless loop holds its thread until it ends.
+    pub epoch_deadlines: bool,
+}
+
+pub struct Runtime {
+    engine: Engine,
+    epoch_deadlines: bool,
+    linker: Linker<GuestState>,
+    cache: cache::CompiledCache,
+    metrics: Arc<Metrics>,
+    _ticker: Option<epoch::EpochTicker>,
+}
+
+/// A module compiled, linked and checked: ready to serve.
+pub struct Prepared {
+    pub sha256: Sha256,
+    pub world: World,
+    pub pre: ProxyPre<GuestState>,
+    pub from_cache: bool,
+}
+
+impl Runtime {
+    pub fn new(settings: &EngineSettings, metrics: Arc<Metrics>) -> Result<Runtime> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.wasm_component_model_async(true);
+        config.wasm_wide_arithmetic(true);
+        config.epoch_interruption(settings.epoch_deadlines);
+        // No wasm backtraces: a trap becomes a 500 either way, and capturing them costs CPU on
+        // every trap (and, for WASIp3, on every request when RUST_BACKTRACE is set).
+        config.wasm_backtrace_max_frames(None);
+        if settings.pooling {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(
+                settings.max_memory_bytes,
+            )));
+        }
+        let engine = Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("creating the wasmtime engine")?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+
+        let cache = cache::CompiledCache::new(&settings.cache_dir, &engine)?;
+        let ticker = settings
+            .epoch_deadlines
+            .then(|| epoch::EpochTicker::spawn(engine.clone()));
+        Ok(Runtime {
+            engine,
+            epoch_deadlines: settings.epoch_deadlines,
+            linker,
+            cache,
+            metrics,
+            _ticker: ticker,
+        })
+    }
+
+    /// Compiles (or loads from the cache), links and checks a module. Slow: call it from a
+    /// blocking task, never on the request path.
+    pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared> {
+        let sha256 = Sha256::of(bytes);
+        world::check_is_component(bytes)?;
+        let (component, from_cache) =
+            self.cache
+                .load_or_compile(&self.engine, bytes, &sha256, &self.metrics)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .context("cannot link the component")?;
+        let (world, pre) = world::detect(pre, &component, &self.engine)?;
+        Ok(Prepared {
+            sha256,
+            world,
+            pre,
+            from_cache,
+        })
+    }
+
+    /// The request handler of one version: its instances get `policy`'s grants and limits.
+    pub fn version_handler(
+        &self,
+        pre: ProxyPre<GuestState>,
+        policy: InstancePolicy,
+    ) -> VersionHandler {
+        ProxyHandler::new(guest::VersionState::new(
+            self.engine.clone(),
+            self.epoch_deadlines,
+            pre,
+            policy,
+            self.metrics.clone(),
+        ))
+    }
+}
+
+fn pooling(max_memory_bytes: u64) -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(1000);
+    pool.total_core_instances(4000);
+    pool.total_memories(2000);
+    pool.total_tables(2000);
+    pool.max_memory_size(max_memory_bytes as usize);
+    pool.max_memories_per_component(4);
+    pool.max_tables_per_component(8);
+    pool.max_core_instances_per_component(32);
+    // Reset the low pages of a slot with memset (only those actually touched, found with
+    // PAGEMAP_SCAN where the kernel has it) instead of madvise: a fresh instance per request
+    // then takes no page faults and causes no TLB shootdowns for the memory a typical request
+    // uses. (Batching the remaining decommits would keep whole freed memories resident until a
+    // batch fills, so it stays off.)
+    pool.linear_memory_keep_resident(KEEP_RESIDENT_BYTES);
+    pool.table_keep_resident(64 << 10);
+    pool.pagemap_scan(wasmtime::Enabled::Auto);
+    pool
+}

@@ -1,0 +1,123 @@
+//! How long an instance lives and how many requests it takes: wasmtime-wasi-http's
+//! `WorkerState` and `WorkerExpiration` for fnhost.
+//!
+//! A fresh instance per request (reuse 1) takes exactly one request. A reused WASIp3 instance
+//! takes up to `instance_reuse` requests, at most [`MAX_CONCURRENT_PER_REUSED_INSTANCE`] at
+//! once, and is dropped after a second idle. Every request has its own deadline (the future
+//! `on_request_start` returns); [`Expiration`] is the second line of defence that wasmtime's
+//! docs ask for, polled from outside the store's event loop, for guests blocked in host calls.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::GuestTaskId;
+use wasmtime::{Store, StoreContextMut};
+use wasmtime_wasi_http::handler::{ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus};
+
+use super::failure::InstanceFaults;
+use super::guest::{GuestState, RequestData};
+
+/// Requests one reused WASIp3 instance may run at once (as `wasmtime serve`).
+const MAX_CONCURRENT_PER_REUSED_INSTANCE: usize = 16;
+
+/// How long a reused instance may wait idle for its next request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// When an instance should be dropped: idle too long (reused instances), or a request past its
+/// timeout (then the fault is recorded for the requests on it).
+pub struct Expiration {
+    request_timeout: Duration,
+    faults: Arc<InstanceFaults>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Expiration {
+    pub(super) fn new(request_timeout: Duration, faults: Arc<InstanceFaults>) -> Expiration {
+        Expiration {
+            request_timeout,
+            faults,
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(86400 * 365))),
+        }
+    }
+}
+
+impl WorkerExpiration for Expiration {
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let me = self.get_mut();
+        let timeout = match status {
+            WorkerStatus::Idle => IDLE_TIMEOUT,
+            WorkerStatus::Requests | WorkerStatus::PostReturn => me.request_timeout,
+        };
+        let deadline = tokio::time::Instant::from_std(start + timeout);
+        if me.sleep.deadline() != deadline {
+            me.sleep.as_mut().reset(deadline);
+        }
+        let expired = me.sleep.as_mut().poll(cx);
+        if expired.is_ready() && status != WorkerStatus::Idle {
+            me.faults.deadline_hit();
+        }
+        expired
+    }
+}
+
+pub struct Worker {
+    reuse: u32,
+    request_timeout: Duration,
+}
+
+impl Worker {
+    pub(super) fn new(reuse: u32, request_timeout: Duration) -> Worker {
+        Worker {
+            reuse,
+            request_timeout,
+        }
+    }
+}
+
+impl WorkerState for Worker {
+    type StoreData = GuestState;
+    type RequestData = RequestData;
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        let max_concurrent = if self.reuse > 1 {
+            MAX_CONCURRENT_PER_REUSED_INSTANCE
+        } else {
+            1
+        };
+        if total >= self.reuse as usize {
+            ShouldAccept::Never
+        } else if concurrent >= max_concurrent {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        mut store: StoreContextMut<'_, GuestState>,
+        trace: RequestData,
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
+        trace.ran_on(&store.data().faults);
+        // The store's CPU deadline follows the newest request; each request's own deadline is
+        // the returned future (and, for a busy guest, `Expiration` on the whole instance).
+        store.data_mut().deadline = Instant::now() + self.request_timeout;
+        Box::pin(tokio::time::sleep(self.request_timeout))
+    }
+
+    fn drop(&self, store: Store<GuestState>, result: wasmtime::Result<()>) {
+        if let Err(e) = result {
+            tracing::debug!(error = %format!("{e:#}"), "instance ended with an error");
+        }
+        drop(store);
+    }
+}

@@ -1,0 +1,13 @@
+//! HTTP: the accept loop every listener runs (`serve`), the public request path (`public`,
+//! with `admission` and the response `body` guard), and the response helpers both listeners
+//! use (`response`).
+
+mod admission;
+mod body;
+pub mod public;
+pub mod response;
+mod serve;
+
+pub use public::{handle, Public};
+pub use response::{error_response, full, json_response, ResponseBody};
+pub use serve::serve;
