@@ -2,21 +2,18 @@
 //! model file the host grants at `/model` (no caching, so replacing the file
 //! changes the next answer), reads the body of a POST up to iris-core's size
 //! limit, and hands everything to [`iris_core::respond`], whose [`Reply`] it
-//! turns into the HTTP response.
+//! returns as the HTTP response (fn-reply's `spin` feature).
 
-use bytes::Bytes;
 use futures::StreamExt;
 use iris_core::{load_model, respond, ModelError, Reply, MAX_BODY_BYTES};
 use spin_sdk::http::body::IncomingBodyExt;
-use spin_sdk::http::{FullBody, HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use spin_sdk::http::Request;
 
 /// Where the manifest's `files` entry mounts `models/iris/vN`.
 const MODEL_PATH: &str = "/model/model.json";
 
 #[spin_sdk::http_service]
-async fn handle(
-    req: Request,
-) -> Result<(StatusCode, HeaderMap, FullBody<Bytes>), spin_sdk::http::Error> {
+async fn handle(req: Request) -> Result<Reply, spin_sdk::http::Error> {
     let method = req.method().as_str().to_owned();
     let query = req.uri().query().map(str::to_owned);
     let content_type = req
@@ -43,26 +40,11 @@ async fn handle(
             "cannot read {MODEL_PATH}: {e}"
         ))),
     };
-    let reply = respond(
+    Ok(respond(
         &method,
         query.as_deref(),
         content_type.as_deref(),
         &body,
         model.as_ref().map_err(Clone::clone),
-    );
-    into_http(reply)
-}
-
-fn into_http(
-    reply: Reply,
-) -> Result<(StatusCode, HeaderMap, FullBody<Bytes>), spin_sdk::http::Error> {
-    let status = StatusCode::from_u16(reply.status)
-        .map_err(|e| spin_sdk::http::Error::other(e.to_string()))?;
-    let mut headers = HeaderMap::new();
-    for (name, value) in reply.headers {
-        let value = HeaderValue::try_from(value)
-            .map_err(|e| spin_sdk::http::Error::other(e.to_string()))?;
-        headers.insert(HeaderName::from_static(name), value);
-    }
-    Ok((status, headers, FullBody::new(Bytes::from(reply.body))))
+    ))
 }

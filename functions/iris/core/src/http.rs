@@ -3,6 +3,7 @@
 //! [`Reply`] (status, headers, JSON body) out. The wasm glue and any native
 //! server only move bytes in and out of it.
 
+pub use fn_reply::Reply;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::input::{parse_instances, parse_query, InputError};
@@ -13,41 +14,6 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// The methods the route serves, as sent in `Allow`.
 pub const ALLOW: &str = "GET, POST";
-
-/// An HTTP response, independent of any server library.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(status: u16, body: &impl Serialize) -> Reply {
-        Reply {
-            status,
-            headers: vec![("content-type", "application/json".to_string())],
-            body: serde_json::to_vec(body).expect("reply serialises"),
-        }
-    }
-
-    fn error(status: u16, message: &str) -> Reply {
-        Reply::json(status, &ErrorBody { error: message })
-    }
-
-    /// The value of header `name` (lower case), if set.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-#[derive(serde::Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-}
 
 /// `{"species": …, "probabilities": {class: p, …}}`; probabilities only when
 /// the model has them.
@@ -121,8 +87,8 @@ impl Serialize for BatchBody<'_> {
 
 fn input_error(e: InputError) -> Reply {
     match e {
-        InputError::Invalid(_) => Reply::error(400, &e.to_string()),
-        InputError::TooMany(_) => Reply::error(413, &e.to_string()),
+        InputError::Invalid(_) => Reply::json_error(400, &e.to_string()),
+        InputError::TooMany(_) => Reply::json_error(413, &e.to_string()),
     }
 }
 
@@ -154,19 +120,18 @@ pub fn respond(
     model: Result<&Model, ModelError>,
 ) -> Reply {
     if method != "GET" && method != "POST" {
-        let mut reply = Reply::error(
+        return Reply::json_error(
             405,
             &format!(
                 "method {} is not allowed; use GET with a query or POST with JSON",
                 crate::input::shown(method)
             ),
-        );
-        reply.headers.push(("allow", ALLOW.to_string()));
-        return reply;
+        )
+        .with_header("allow", ALLOW);
     }
     let model = match model {
         Ok(m) => m,
-        Err(e) => return Reply::error(503, &format!("no model available: {e}")),
+        Err(e) => return Reply::json_error(503, &format!("no model available: {e}")),
     };
     if method == "GET" {
         match parse_query(query) {
@@ -183,13 +148,13 @@ pub fn respond(
     } else {
         if !is_json(content_type) {
             let got = content_type.map_or("none".to_string(), crate::input::shown);
-            return Reply::error(
+            return Reply::json_error(
                 415,
                 &format!("Content-Type must be application/json for POST, got {got}"),
             );
         }
         if body.len() > MAX_BODY_BYTES {
-            return Reply::error(
+            return Reply::json_error(
                 413,
                 &format!(
                     "request body has {} bytes; at most {MAX_BODY_BYTES} are allowed",

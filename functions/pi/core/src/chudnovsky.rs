@@ -4,7 +4,8 @@
 //! π = 426880·√10005·Q / T evaluated with Newton reciprocal and inverse
 //! square root, all in base 10^14 so the digits come out without conversion.
 
-use crate::decimal::{self, Int, Nat, LIMB_DIGITS};
+use crate::decimal::{self, Int};
+use crate::limb::{self, Limb, Nat, LIMB_DIGITS};
 use crate::ntt::{self, Spectrum};
 
 const A: u128 = 13_591_409;
@@ -30,12 +31,12 @@ fn split(a: u64, b: u64, need_p: bool) -> (Int, Nat, Int) {
         return (
             Int {
                 neg: true,
-                mag: decimal::from_u128(p),
+                mag: limb::from_u128(p),
             },
-            decimal::from_u128(q),
+            limb::from_u128(q),
             Int {
                 neg: true,
-                mag: decimal::from_u128(t),
+                mag: limb::from_u128(t),
             },
         );
     }
@@ -72,17 +73,17 @@ fn split(a: u64, b: u64, need_p: bool) -> (Int, Nat, Int) {
     let subtract = t1.neg != (p1.neg != t2.neg);
     let (t_flip, mut t_mag) =
         ntt::sum_of_products(&[(&ft1, &fq2, false), (&fp1, &ft2, subtract)], t_len);
-    decimal::trim(&mut t_mag);
+    limb::trim(&mut t_mag);
     let t = Int {
         neg: !t_mag.is_empty() && (t1.neg != t_flip),
         mag: t_mag,
     };
     let (_, mut q) = ntt::sum_of_products(&[(&fq1, &fq2, false)], q_len);
-    decimal::trim(&mut q);
+    limb::trim(&mut q);
     let p = if need_p {
         let fp2 = Spectrum::new(&p2.mag, n);
         let (_, mut mag) = ntt::sum_of_products(&[(&fp1, &fp2, false)], p_len);
-        decimal::trim(&mut mag);
+        limb::trim(&mut mag);
         Int {
             neg: p1.neg != p2.neg,
             mag,
@@ -122,7 +123,7 @@ pub(crate) fn pi_digits(ndigits: usize) -> String {
 
 /// `a` as exactly `k` limbs m and an exponent e with a ≈ m·B^e: the top k
 /// limbs if a is longer, a shifted up if it is shorter (a ≠ 0).
-fn to_limbs(a: &[decimal::Limb], k: usize) -> (Nat, i64) {
+fn to_limbs(a: &[Limb], k: usize) -> (Nat, i64) {
     if a.len() >= k {
         let (m, dropped) = decimal::top(a, k);
         (m, dropped as i64)

@@ -1,92 +1,25 @@
-//! Natural numbers in base 10^14 (little-endian `u64` limbs) and the handful of
-//! operations the Chudnovsky evaluation needs: addition, subtraction,
-//! schoolbook and NTT multiplication, Newton reciprocal and inverse square
-//! root. Working in a decimal base makes the final digit output a plain
-//! formatting pass, with no radix conversion.
-//!
-//! A number is a `Vec<u64>` whose limbs are all below [`BASE`] and whose last
-//! (most significant) limb is non-zero; zero is the empty vector.
+//! Arithmetic on natural numbers in base 10^14 (the representation and carry
+//! primitives are [`crate::limb`]'s), the handful of operations the
+//! Chudnovsky evaluation needs beyond them: multiplication (schoolbook below
+//! [`NTT_THRESHOLD`] limbs, [`crate::ntt`] above), multiplication and division
+//! by a small number, shifts by whole limbs, Newton reciprocal and inverse
+//! square root, signed integers ([`Int`]) and the decimal digit string.
+//! Working in a decimal base makes that final output a plain formatting pass,
+//! with no radix conversion.
 
 use std::cmp::Ordering;
 
+use crate::limb::{add, cmp, divrem_base, from_u128, sub, trim, Limb, Nat, BASE, LIMB_DIGITS};
 use crate::ntt;
 
-/// The limb radix, 10^14: the largest power of ten for which the NTT's two
-/// primes (product ≈ 2^123) hold sums of two convolutions of up to 2^28 limbs
-/// (n·B² ≤ 2^121), and whose square fits easily in a u128.
-pub(crate) const BASE: u64 = 100_000_000_000_000;
-/// Decimal digits per limb.
-pub(crate) const LIMB_DIGITS: usize = 14;
 /// Below this many limbs in the shorter factor, schoolbook beats the NTT.
 pub(crate) const NTT_THRESHOLD: usize = 96;
-
-pub(crate) type Limb = u64;
-pub(crate) type Nat = Vec<Limb>;
-
-pub(crate) fn trim(v: &mut Nat) {
-    while v.last() == Some(&0) {
-        v.pop();
-    }
-}
-
-pub(crate) fn from_u128(mut x: u128) -> Nat {
-    let mut v = Vec::new();
-    while x > 0 {
-        v.push((x % BASE as u128) as Limb);
-        x /= BASE as u128;
-    }
-    v
-}
 
 /// B^k.
 fn pow_base(k: usize) -> Nat {
     let mut v = vec![0; k + 1];
     v[k] = 1;
     v
-}
-
-pub(crate) fn cmp(a: &[Limb], b: &[Limb]) -> Ordering {
-    a.len()
-        .cmp(&b.len())
-        .then_with(|| a.iter().rev().cmp(b.iter().rev()))
-}
-
-pub(crate) fn add(a: &[Limb], b: &[Limb]) -> Nat {
-    let (a, b) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-    let mut r = Vec::with_capacity(a.len() + 1);
-    let mut carry = 0;
-    for (i, &x) in a.iter().enumerate() {
-        let mut s = x + carry + b.get(i).copied().unwrap_or(0);
-        carry = 0;
-        if s >= BASE {
-            s -= BASE;
-            carry = 1;
-        }
-        r.push(s);
-    }
-    if carry > 0 {
-        r.push(carry);
-    }
-    r
-}
-
-/// a − b, for a ≥ b.
-pub(crate) fn sub(a: &[Limb], b: &[Limb]) -> Nat {
-    debug_assert!(cmp(a, b) != Ordering::Less);
-    let mut r = Vec::with_capacity(a.len());
-    let mut borrow = 0;
-    for (i, &x) in a.iter().enumerate() {
-        let y = b.get(i).copied().unwrap_or(0) + borrow;
-        if x >= y {
-            r.push(x - y);
-            borrow = 0;
-        } else {
-            r.push(x + BASE - y);
-            borrow = 1;
-        }
-    }
-    trim(&mut r);
-    r
 }
 
 /// |a − b| and whether a < b.
@@ -112,24 +45,6 @@ pub(crate) fn mul_small(a: &[Limb], m: u64) -> Nat {
     }
     trim(&mut r);
     r
-}
-
-/// q, r with v = q·B + r, for v < 2^126, by 64-bit divisions by a constant
-/// (which compile to a multiply) on 16-bit pieces, instead of a call to a
-/// 128-bit division routine.
-#[inline(always)]
-pub(crate) fn divrem_base(v: u128) -> (u128, Limb) {
-    let hi = (v >> 64) as u64;
-    let lo = v as u64;
-    let (q_hi, mut r) = (hi / BASE, hi % BASE);
-    let mut q_lo = 0u64;
-    // r < B < 2^47, so r·2^16 + piece < 2^63.
-    for shift in [48, 32, 16, 0] {
-        let t = (r << 16) | ((lo >> shift) & 0xffff);
-        q_lo = (q_lo << 16) | (t / BASE);
-        r = t % BASE;
-    }
-    (((q_hi as u128) << 64) | q_lo as u128, r)
 }
 
 /// a / d (truncated), 0 < d < 2^32.
@@ -505,16 +420,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn transform_lengths() {
-        use crate::ntt::transform_len;
-        assert_eq!(transform_len(96), 96);
-        assert_eq!(transform_len(97), 128);
-        assert_eq!(transform_len(129), 192);
-        assert_eq!(transform_len(1 << 20), 1 << 20);
-        assert_eq!(transform_len((1 << 20) + 1), 3 << 19);
     }
 
     #[test]

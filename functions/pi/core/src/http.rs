@@ -1,6 +1,7 @@
 //! The `/api/v0/pi` HTTP contract, independent of any HTTP library: a
 //! request is reduced to its method, raw query string and `If-None-Match`
-//! header, and answered with a [`Reply`].
+//! header, and answered with a [`Reply`] (the `fn-reply` crate's, which the
+//! components' glue turns into a spin-sdk response).
 //!
 //! - `GET ?ndigits=N` → 200 `{"ndigits":N,"pi":"3.…"}` (compact JSON, keys in
 //!   that order, `N` decimals truncated; 22 when the query has no `ndigits`).
@@ -18,6 +19,9 @@
 //!   bytes); an `If-None-Match` listing it (or `*`) gets a 304 without body.
 //!   Errors carry `Cache-Control: no-store`.
 
+pub use fn_reply::Reply;
+use fn_reply::APPLICATION_JSON;
+
 use crate::{pi_string, Algorithm, DEFAULT_MAX_NDIGITS, DEFAULT_NDIGITS};
 
 /// The query parameter.
@@ -29,38 +33,9 @@ pub const MAX_NDIGITS_ENV: &str = "PI_MAX_NDIGITS";
 /// Longest piece of a client's input quoted back in an error message.
 const MAX_ECHO_CHARS: usize = 40;
 
-/// An HTTP response, for the caller to translate into its runtime's type.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    /// Header names are lowercase.
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    /// The value of the first header named `name` (lowercase), if any.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A JSON error reply `{"error": message}`.
-pub fn error_reply(status: u16, message: &str) -> Reply {
-    let body = serde_json::json!({ "error": message })
-        .to_string()
-        .into_bytes();
-    Reply {
-        status,
-        headers: vec![
-            ("content-type", "application/json".to_owned()),
-            ("cache-control", "no-store".to_owned()),
-        ],
-        body,
-    }
+/// The error reply of this contract: `{"error": message}`, never cached.
+fn error_reply(status: u16, message: &str) -> Reply {
+    Reply::json_error(status, message).with_header("cache-control", "no-store")
 }
 
 /// The maximum `ndigits` from the deployment's `PI_MAX_NDIGITS` setting:
@@ -97,12 +72,11 @@ pub fn respond(
         "GET" => false,
         "HEAD" => true,
         _ => {
-            let mut reply = error_reply(
+            return error_reply(
                 405,
                 &format!("method {} is not allowed: use GET or HEAD", quote(method)),
-            );
-            reply.headers.push(("allow", "GET, HEAD".to_owned()));
-            return reply;
+            )
+            .with_header("allow", "GET, HEAD");
         }
     };
     let ndigits = match parse_query(query.unwrap_or(""), max_ndigits) {
@@ -127,7 +101,7 @@ pub fn respond(
             body: Vec::new(),
         };
     }
-    headers.insert(0, ("content-type", "application/json".to_owned()));
+    headers.insert(0, ("content-type", APPLICATION_JSON.to_owned()));
     let body = if head {
         Vec::new()
     } else {

@@ -10,6 +10,7 @@
 mod chudnovsky;
 mod decimal;
 pub mod http;
+mod limb;
 mod machin;
 mod ntt;
 

@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::decimal::{self, divrem_base, Limb, BASE};
+use crate::limb::{self, divrem_base, Limb, BASE};
 
 /// x mod p for x < 2p, without a branch: the data are random, so a branch
 /// would be mispredicted half the time.
@@ -476,10 +476,10 @@ pub(crate) fn sum_of_products(
     } else {
         // out + carry·B^len < 0: its magnitude is |carry|·B^len − out.
         let mut top = vec![0; len];
-        top.extend(decimal::from_u128(carry.unsigned_abs()));
+        top.extend(limb::from_u128(carry.unsigned_abs()));
         let mut out = out;
-        decimal::trim(&mut out);
-        let mut mag = decimal::sub(&top, &out);
+        limb::trim(&mut out);
+        let mut mag = limb::sub(&top, &out);
         mag.resize(len, 0);
         (true, mag)
     }
@@ -498,4 +498,18 @@ pub(crate) fn mul(a: &[Limb], b: &[Limb]) -> Vec<Limb> {
         sum_of_products(&[(&fa, &fb, false)], len)
     };
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transform_len;
+
+    #[test]
+    fn transform_lengths() {
+        assert_eq!(transform_len(96), 96);
+        assert_eq!(transform_len(97), 128);
+        assert_eq!(transform_len(129), 192);
+        assert_eq!(transform_len(1 << 20), 1 << 20);
+        assert_eq!(transform_len((1 << 20) + 1), 3 << 19);
+    }
 }
