@@ -85,8 +85,7 @@ impl Host {
 
     /// Like `start`, but returns the log (and exit status) if the host fails to come up.
     pub fn try_start(opts: Start<'_>) -> Result<Host, String> {
-        let addr = devkit::net::free_addr();
-        let admin = devkit::net::free_addr();
+        let [addr, admin] = devkit::net::free_addrs::<2>();
         let log = opts.dir.join(format!("fnhost-{}.log", addr.port()));
         let cache = opts
             .cache_dir

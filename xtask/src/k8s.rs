@@ -507,8 +507,7 @@ pub fn flows(root: &Path) -> Result<()> {
     let app = work.join("app");
     fs::create_dir_all(&app)?;
     kubelet_write(&app, 1, &localize("base")?, &models)?;
-    let addr = devkit::net::free_addr().to_string();
-    let admin = devkit::net::free_addr().to_string();
+    let [addr, admin] = devkit::net::free_addrs::<2>().map(|a| a.to_string());
     let log = work.join("fnhost.log");
     let mut cmd = Command::new(&fnhost);
     cmd.arg("up")

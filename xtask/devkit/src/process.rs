@@ -285,13 +285,12 @@ mod tests {
         );
         assert!(t.elapsed() < Duration::from_secs(5));
 
-        let stubborn = Server::spawn(
+        let mut stubborn = Server::spawn(
             "stubborn",
             &mut sh("trap '' TERM; echo up >&2; while true; do sleep 0.05; done"),
             &dir.join("b"),
         )
         .unwrap();
-        let mut stubborn = stubborn;
         stubborn
             .wait_ready(
                 "up",
@@ -308,6 +307,21 @@ mod tests {
         assert!(stubborn.rss_kib().unwrap() > 0);
         let err = stubborn.terminate(Duration::from_millis(300)).unwrap_err();
         assert!(format!("{err}").contains("killed"));
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "not reaped");
+    }
+
+    #[test]
+    fn dropping_a_server_stops_and_reaps_it() {
+        let dir = crate::TempDir::new("devkit-process");
+        let s = Server::spawn("sleeper", &mut sh("exec sleep 30"), &dir.join("log")).unwrap();
+        let pid = s.pid();
+        assert!(Path::new(&format!("/proc/{pid}")).exists());
+        let t = Instant::now();
+        drop(s);
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "SIGTERM, not the grace period"
+        );
         assert!(!Path::new(&format!("/proc/{pid}")).exists(), "not reaped");
     }
 

@@ -51,38 +51,19 @@ pub fn save(ctx: &Ctx, results: &mut Results) -> Result<()> {
 
 fn markdown(ctx: &Ctx, r: &Results) -> Result<String> {
     let mut md = header(r)?;
-    let mut headlines = Vec::new();
-    let mut sections = Vec::new();
-    if let Some(p) = &r.pi {
-        let (line, text) = pi(ctx, p)?;
-        headlines.push(line);
-        sections.push(text);
-    }
-    if let Some(s) = &r.serving {
-        let (line, text) = serving(ctx, r.quick, s)?;
-        headlines.push(line);
-        sections.push(text);
-    }
-    if let Some(t) = &r.timeout_cost {
-        let (line, text) = timeout_cost(t)?;
-        headlines.push(line);
-        sections.push(text);
-    }
-    if let Some(s) = &r.startup {
-        let (line, text) = startup(s)?;
-        headlines.push(line);
-        sections.push(text);
-    }
-    if let Some(l) = &r.live_update {
-        let (line, text) = live_update(l)?;
-        headlines.push(line);
-        sections.push(text);
-    }
-    if let Some(p) = &r.per_instance {
-        let (line, text) = per_instance(p)?;
-        headlines.push(line);
-        sections.push(text);
-    }
+    // Each section renders to its headline line and its text.
+    let rendered: Vec<(String, String)> = [
+        r.pi.as_ref().map(|p| pi(ctx, p)),
+        r.serving.as_ref().map(|s| serving(ctx, r.quick, s)),
+        r.timeout_cost.as_ref().map(timeout_cost),
+        r.startup.as_ref().map(startup),
+        r.live_update.as_ref().map(live_update),
+        r.per_instance.as_ref().map(per_instance),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Result<_>>()?;
+    let (mut headlines, sections): (Vec<String>, Vec<String>) = rendered.into_iter().unzip();
     if !headlines.is_empty() {
         headlines.insert(
             0,

@@ -69,8 +69,7 @@ impl Fnhost {
         cache: &Path,
         extra: &[&str],
     ) -> Result<Fnhost> {
-        let addr = devkit::net::free_addr().to_string();
-        let admin = devkit::net::free_addr().to_string();
+        let [addr, admin] = devkit::net::free_addrs::<2>().map(|a| a.to_string());
         let state = ctx.work.join(format!("state-{name}"));
         std::fs::create_dir_all(&state)?;
         let mut cmd = Command::new(&ctx.fnhost);
@@ -134,7 +133,7 @@ pub fn fnhost_shown(manifest: &str, extra: &str) -> String {
 
 /// Spawns the native control (without waiting for it); returns it and its address.
 pub fn spawn_native(ctx: &Ctx, name: &str) -> Result<(Server, String)> {
-    let addr = devkit::net::free_addr().to_string();
+    let [addr] = devkit::net::free_addrs::<1>().map(|a| a.to_string());
     let mut cmd = Command::new(&ctx.control);
     cmd.current_dir(&ctx.root)
         .args(["--listen", &addr, "--model", "models/iris/v1/model.json"]);
@@ -175,7 +174,7 @@ pub fn start_wasmtime(
     probe: &str,
 ) -> Result<(Server, String)> {
     let exe = ctx.wasmtime.as_ref().context("no wasmtime")?;
-    let addr = devkit::net::free_addr().to_string();
+    let [addr] = devkit::net::free_addrs::<1>().map(|a| a.to_string());
     let mut cmd = Command::new(exe);
     cmd.current_dir(&ctx.root).env_remove("RUST_BACKTRACE");
     let args = wasmtime_args(wasm, reuse1);
