@@ -50,10 +50,10 @@ fn run_script(name: &str, args: &[&str]) -> String {
     text
 }
 
-/// Trains models NAMES into `dir/models/NAME`.
+/// Trains models NAMES into `dir/models/NAME`, keeping the estimators for conformance.py.
 fn train(dir: &TempDir, names: &[&str]) -> PathBuf {
     let out = dir.join("models");
-    let mut args = vec!["--out", out.to_str().unwrap(), "--only"];
+    let mut args = vec!["--out", out.to_str().unwrap(), "--with-estimator", "--only"];
     args.extend(names);
     run_script("train.py", &args);
     out

@@ -3,9 +3,9 @@
 
 For each model directory DIR/NAME written by train.py, this script
 
-1. trains NAME again (train.py is deterministic) and checks the ONNX export is byte for byte
-   the served file (the sha256 recorded in model.json), so scikit-learn's answers are the
-   served model's;
+1. loads the fitted estimator train.py kept (`train.py --with-estimator` writes
+   DIR/NAME/estimator.joblib) and checks that exporting it again gives the served file byte for
+   byte (the sha256 recorded in model.json), so scikit-learn's answers are the served model's;
 2. runs every row of the training data through scikit-learn (`predict`, `predict_proba`),
    through onnxruntime on DIR/NAME/model.onnx, and through fnhost's Open Inference Protocol
    endpoint URL/v2/models/NAME/infer: once as one batch, and row by row;
@@ -18,12 +18,14 @@ It exits 0 when every model conforms, and 1 with one line per disagreement other
 """
 
 import argparse
+import hashlib
 import json
 import os
 import sys
 import urllib.error
 import urllib.request
 
+import joblib
 import numpy as np
 import onnxruntime
 
@@ -100,11 +102,16 @@ def check(models_dir, url, name):
     directory = os.path.join(models_dir, name)
     with open(os.path.join(directory, "model.json")) as f:
         metadata = json.load(f)
-    _, retrained, estimator = train.train(name, metadata["version"])
-    if retrained["model_sha256"] != metadata["model_sha256"]:
-        return [f"{name}: retraining gave sha256 {retrained['model_sha256']}, "
-                f"but {directory} holds {metadata['model_sha256']}: not the same model"]
+    estimator_file = os.path.join(directory, train.ESTIMATOR_FILE)
+    if not os.path.exists(estimator_file):
+        return [f"{name}: no {estimator_file}; write the models with train.py --with-estimator"]
+    estimator = joblib.load(estimator_file)
     X, _, _, classes, _, _ = train.dataset(train.MODELS[name][0])
+    exported, _ = train.onnx_bytes_of(name, estimator, X.shape[1])
+    digest = hashlib.sha256(exported).hexdigest()
+    if digest != metadata["model_sha256"]:
+        return [f"{name}: exporting {estimator_file} gives sha256 {digest}, "
+                f"but model.json describes {metadata['model_sha256']}: not the same model"]
     session = onnxruntime.InferenceSession(os.path.join(directory, "model.onnx"))
     runtime = dict(zip([o.name for o in session.get_outputs()],
                        session.run(None, {train.INPUT: X})))

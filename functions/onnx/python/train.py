@@ -5,10 +5,14 @@ For every estimator in MODELS this writes DIR/NAME/model.onnx and DIR/NAME/model
 `fnhost-onnx-model/1` metadata described in functions/onnx/README.md), which is exactly what the
 onnx-model component serves from the directory the manifest mounts at /model.
 
-Everything is deterministic: fixed seeds, data shipped inside scikit-learn (Iris, diabetes), and
-the same library versions (requirements.txt) give byte-identical files.
+Training is seeded (random_state=0), on data shipped inside scikit-learn (Iris, diabetes), with
+the library versions of requirements.txt and one BLAS thread. The tree and linear models come out
+byte-identical on every run; the MLP's weights can still differ in their last bits between
+processes (OpenBLAS's kernels depend on how arrays are aligned in memory), so conformance.py
+checks the estimator that was exported (--with-estimator keeps it as estimator.joblib), not a
+retrained one.
 
-    python train.py --out DIR [--only NAME ...] [--version V]
+    python train.py --out DIR [--only NAME ...] [--version V] [--with-estimator]
     python train.py --into DIR --only NAME [--version V]    # DIR/model.onnx, DIR/model.json
     python train.py --list
 """
@@ -19,6 +23,7 @@ import json
 import os
 import sys
 
+import joblib
 import numpy as np
 import onnx
 import skl2onnx
@@ -113,14 +118,18 @@ def fitted(name):
         return make().fit(X, y)
 
 
+def onnx_bytes_of(name, estimator, n_features):
+    """The served file of model NAME: the export, its graph named NAME."""
+    model = export(estimator, n_features)
+    model.graph.name = name
+    return model.SerializeToString(), [o.name for o in model.graph.output]
+
+
 def train(name, version):
     """Fits model NAME; returns (onnx bytes, metadata dict, fitted estimator)."""
     X, y, features, classes, label_field, data_description = dataset(MODELS[name][0])
     estimator = fitted(name)
-    model = export(estimator, X.shape[1])
-    model.graph.name = name
-    onnx_bytes = model.SerializeToString()
-    output_names = [o.name for o in model.graph.output]
+    onnx_bytes, output_names = onnx_bytes_of(name, estimator, X.shape[1])
     if classes is not None:
         outputs = {"label": output_names[0], "probabilities": output_names[1]}
     else:
@@ -156,9 +165,15 @@ def write_atomically(path, data):
     os.replace(tmp, path)
 
 
-def write_model_dir(directory, onnx_bytes, metadata):
-    """model.onnx first, then model.json: the component answers 503 while their digests differ."""
+ESTIMATOR_FILE = "estimator.joblib"
+
+
+def write_model_dir(directory, onnx_bytes, metadata, estimator=None):
+    """model.onnx first, then model.json: the component answers 503 while their digests differ.
+    With an estimator, also ESTIMATOR_FILE (for conformance.py; the component ignores it)."""
     os.makedirs(directory, exist_ok=True)
+    if estimator is not None:
+        joblib.dump(estimator, os.path.join(directory, ESTIMATOR_FILE))
     write_atomically(os.path.join(directory, "model.onnx"), onnx_bytes)
     text = json.dumps(metadata, indent=2, sort_keys=False) + "\n"
     write_atomically(os.path.join(directory, "model.json"), text.encode())
@@ -173,6 +188,9 @@ def main(argv=None):
                         help="train only these models (default: all)")
     parser.add_argument("--version", default="1", help="model version recorded in model.json")
     parser.add_argument("--list", action="store_true", help="print the model names and exit")
+    parser.add_argument("--with-estimator", action="store_true",
+                        help=f"also write the fitted estimator as {ESTIMATOR_FILE} (conformance.py "
+                        "compares against it)")
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(MODELS))
@@ -182,9 +200,10 @@ def main(argv=None):
     if args.into and len(args.only or []) != 1:
         parser.error("--into needs exactly one --only NAME")
     for name in args.only or MODELS:
-        onnx_bytes, metadata, _ = train(name, args.version)
+        onnx_bytes, metadata, estimator = train(name, args.version)
         directory = args.into or os.path.join(args.out, name)
-        write_model_dir(directory, onnx_bytes, metadata)
+        write_model_dir(directory, onnx_bytes, metadata,
+                        estimator if args.with_estimator else None)
         print(f"{directory}: {metadata['training']['estimator']}, "
               f"train score {metadata['training']['train_score']:.4f}, "
               f"{len(onnx_bytes)} bytes, sha256 {metadata['model_sha256'][:12]}…")
