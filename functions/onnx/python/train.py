@@ -6,11 +6,9 @@ For every estimator in MODELS this writes DIR/NAME/model.onnx and DIR/NAME/model
 onnx-model component serves from the directory the manifest mounts at /model.
 
 Training is seeded (random_state=0), on data shipped inside scikit-learn (Iris, diabetes), with
-the library versions of requirements.txt and one BLAS thread. The tree and linear models come out
-byte-identical on every run; the MLP's weights can still differ in their last bits between
-processes (OpenBLAS's kernels depend on how arrays are aligned in memory), so conformance.py
-checks the estimator that was exported (--with-estimator keeps it as estimator.joblib), not a
-retrained one.
+the library versions of requirements.txt and one BLAS thread, and the export is normalised, so
+the files are meant to be byte-identical from run to run. conformance.py does not rely on that:
+it checks the very estimator that was exported (--with-estimator keeps it as estimator.joblib).
 
     python train.py --out DIR [--only NAME ...] [--version V] [--with-estimator]
     python train.py --into DIR --only NAME [--version V]    # DIR/model.onnx, DIR/model.json
@@ -112,16 +110,23 @@ def fitted(name):
     """Model NAME's estimator, fitted on its data set."""
     data_name, make = MODELS[name]
     X, y, *_ = dataset(data_name)
-    # One BLAS thread: a multi-threaded reduction sums in a varying order, and the MLP's
-    # weights (so the exported file) would differ from run to run.
+    # One BLAS thread: a multi-threaded reduction may sum in a varying order.
     with threadpool_limits(limits=1):
         return make().fit(X, y)
 
 
 def onnx_bytes_of(name, estimator, n_features):
-    """The served file of model NAME: the export, its graph named NAME."""
+    """The served file of model NAME: the export, its graph named NAME, its operator-set imports
+    once per domain in a fixed order (skl2onnx lists them in set order, which changes with
+    Python's per-process hash seed, so the same model gave files with different digests)."""
     model = export(estimator, n_features)
     model.graph.name = name
+    versions = {}
+    for o in model.opset_import:
+        versions[o.domain] = max(o.version, versions.get(o.domain, 0))
+    del model.opset_import[:]
+    for domain, version in sorted(versions.items()):
+        model.opset_import.add(domain=domain, version=version)
     return model.SerializeToString(), [o.name for o in model.graph.output]
 
 
