@@ -664,6 +664,16 @@ fn a_model_replaced_on_disk_answers_the_next_request_and_a_half_replaced_pair_is
     assert_eq!(r.status, 503, "{}", r.text());
     std::fs::write(dir.join("served/model.onnx"), &full).unwrap();
     assert_eq!(infer("iris-random-forest").status, 200);
+
+    // Rewritten in place at the same size: only the modification time tells.
+    let mut changed = full.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 1;
+    std::fs::write(dir.join("served/model.onnx"), &changed).unwrap();
+    let r = infer("iris-random-forest");
+    assert_eq!(r.status, 503, "{}", r.text());
+    std::fs::write(dir.join("served/model.onnx"), &full).unwrap();
+    assert_eq!(infer("iris-random-forest").status, 200);
 }
 
 #[test]
