@@ -11,8 +11,10 @@
 //! * [`v2`]: the Open Inference Protocol's metadata and inference.
 //! * [`http`]: every endpoint as the pure function [`respond`].
 //! * [`cache`]: the model of a directory, loaded once per version of its files.
+//! * [`describe`]: a model file's inputs, outputs and classes, and the `model.json` that serves it.
 
 pub mod cache;
+pub mod describe;
 pub use fn_features as features;
 pub mod http;
 pub mod metadata;
