@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use devkit::process::Server;
@@ -45,6 +46,57 @@ pub fn wasm(name: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The compiled-module cache for hosts that serve `onnx_model.wasm`, filled once per test
+/// process (in the target directory, so later runs find it filled).
+///
+/// `onnx_model.wasm` holds 16 MB of code (tract's operators): compiling it takes about a
+/// minute on two cores, longer than [`Host::start`] waits for a host to answer, and every test
+/// compiling it at once would take several. So the first caller starts one host on this cache
+/// (entries are keyed by module digest and engine, like any fnhost cache), waits up to ten
+/// minutes for it to answer, and stops it; the tests then load the compiled module from it.
+/// The module `fnhost new onnx-model` writes is the same file, so it hits the same entry.
+pub fn onnx_compiled_cache() -> &'static Path {
+    static CACHE: OnceLock<PathBuf> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let cache = target_dir().join("e2e-onnx-cache");
+        let dir = TempDir::new("onnx-compile");
+        dir.copy_in(&wasm("onnx_model"), "onnx_model.wasm");
+        dir.copy_in(&wasm("iris"), "iris.wasm");
+        dir.write(
+            "spin.toml",
+            "spin_manifest_version = 2\n[application]\nname = \"compile\"\n\
+             [[trigger.http]]\nroute = \"/onnx\"\ncomponent = \"onnx\"\n\
+             [[trigger.http]]\nroute = \"/iris\"\ncomponent = \"iris\"\n\
+             [component.onnx]\nsource = \"onnx_model.wasm\"\n\
+             [component.iris]\nsource = \"iris.wasm\"\n",
+        );
+        let [addr, admin] = devkit::net::free_addrs::<2>();
+        let mut cmd = std::process::Command::new(fnhost_bin());
+        cmd.current_dir(dir.path())
+            .args(["up", "--manifest", "spin.toml", "--no-watch"])
+            .args(["--listen", &addr.to_string()])
+            .args(["--admin-listen", &admin.to_string()])
+            .arg("--cache-dir")
+            .arg(&cache)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .env("FNHOST_ADMIN_TOKEN", TOKEN)
+            .env_remove("RUST_BACKTRACE");
+        let mut server = Server::spawn("fnhost-compile", &mut cmd, &dir.join("fnhost.log"))
+            .unwrap_or_else(|e| panic!("spawning fnhost: {e:#}"));
+        let took = server
+            .wait_http_ok(&addr.to_string(), "/healthz", Duration::from_secs(600))
+            .unwrap_or_else(|e| {
+                panic!("fnhost did not compile the modules within 10 minutes: {e:#}")
+            });
+        eprintln!(
+            "onnx_model.wasm compiled into {} in {took:?}",
+            cache.display()
+        );
+        cache
+    })
 }
 
 /// A running fnhost.
@@ -220,6 +272,15 @@ pub fn try_send(agent: &Client, method: &str, url: &str) -> Result<Reply, String
         .request(method, url, &[], None)
         .map(Reply)
         .map_err(|e| format!("{e:#}"))
+}
+
+/// A finished command's stdout followed by its stderr, as text (for assertions and messages).
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The first `n` decimals of pi after "3.", from the reference file the pi tests verify.

@@ -60,6 +60,8 @@ enum Task {
     DockerE2e,
     /// Retrain the iris models from functions/iris/data/iris.csv
     TrainIris,
+    /// Retrain every model the repository ships (linfa and scikit-learn → ONNX); deterministic
+    TrainModels,
     /// Run the cargo-fuzz targets (nightly)
     Fuzz(fuzz::Options),
 }
@@ -77,6 +79,7 @@ fn main() -> std::process::ExitCode {
         Task::K8sFlows => k8s::flows(&root),
         Task::DockerE2e => image::docker_e2e(&root),
         Task::TrainIris => workspace::train_iris(),
+        Task::TrainModels => workspace::train_models(),
         Task::Fuzz(options) => fuzz::run(&root, &options),
     };
     match result {

@@ -11,7 +11,7 @@ use devkit::install::{pip_install, PipPackage};
 use crate::{bench, image, k8s};
 
 /// The components `cargo xtask up` serves (crate names).
-const FUNCTIONS: &[&str] = &["pi-chudnovsky", "pi-picrunch", "iris"];
+const FUNCTIONS: &[&str] = &["pi-chudnovsky", "pi-picrunch", "iris", "onnx-model"];
 /// Test-only components used by the end-to-end tests.
 const TEST_COMPONENTS: &[&str] = &["test-faults", "test-hello-p2"];
 /// Native crates whose tests `cargo xtask test` runs.
@@ -20,7 +20,10 @@ const NATIVE_TEST_CRATES: &[&str] = &[
     "pi-core",
     "iris-core",
     "iris-train",
+    "onnx-core",
+    "onnx-venv",
     "fn-reply",
+    "fn-features",
     "e2e",
     "devkit",
     "xtask",
@@ -107,6 +110,29 @@ print(f"{sys.argv[2]}: valid against Spin's manifest schema")
     run(Command::new("python3")
         .current_dir(root)
         .args(["-c", script, SPIN_SCHEMA, "spin.toml"]))
+}
+
+/// The Python environment of `functions/onnx/python` (`target/venv-sklearn`), created or
+/// refreshed from its pinned `requirements.txt` when needed.
+pub fn sklearn_python() -> Result<PathBuf> {
+    onnx_venv::ensure(&root(), &target_dir())
+}
+
+/// The scikit-learn model the repository ships for the iris route, as `train.py` names it, and
+/// the directory it is served from.
+pub const IRIS_ONNX_MODEL: (&str, &str) = ("iris-logistic-regression", "models/iris/onnx");
+
+/// Every model the repository ships: the linfa models of the iris function (`train_iris`)
+/// and the scikit-learn model exported to ONNX for the iris route. Training is seeded and the
+/// exports are byte-identical from run to run, so running this again changes no file.
+pub fn train_models() -> Result<()> {
+    train_iris()?;
+    let python = sklearn_python()?;
+    let (name, dir) = IRIS_ONNX_MODEL;
+    run(Command::new(python)
+        .current_dir(root())
+        .arg(Path::new(onnx_venv::SCRIPTS).join("train.py"))
+        .args(["--into", dir, "--only", name]))
 }
 
 pub fn train_iris() -> Result<()> {

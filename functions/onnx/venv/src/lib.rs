@@ -1,7 +1,8 @@
 //! The Python virtual environment of `functions/onnx/python`: created in the target directory
 //! (`target/venv-sklearn`, ignored by git) from the pinned `requirements.txt`, and re-created
 //! when that file changes. The e2e tests call [`ensure`] before they run `train.py` or
-//! `conformance.py`; `cargo xtask` can call it the same way.
+//! `conformance.py`; `cargo xtask` calls it the same way, and [`ensure_from`] for the other
+//! environments it needs (the model benchmark's MLServer, from `bench/mlserver/requirements.txt`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,13 +24,20 @@ static CREATING: Mutex<()> = Mutex::new(());
 /// `root/functions/onnx/python/requirements.txt` (installed with `python3 -m venv` and `pip`
 /// from PyPI when it does not). Fails with pip's output if the installation fails.
 pub fn ensure(root: &Path, target_dir: &Path) -> Result<PathBuf> {
+    ensure_from(
+        &root.join(SCRIPTS).join("requirements.txt"),
+        &target_dir.join("venv-sklearn"),
+    )
+}
+
+/// The Python interpreter of the virtual environment `venv`, once it holds exactly the
+/// packages of `requirements` (created, or re-created when that file changed).
+pub fn ensure_from(requirements: &Path, venv: &Path) -> Result<PathBuf> {
     let _guard = CREATING.lock().unwrap_or_else(|p| p.into_inner());
-    let requirements = root.join(SCRIPTS).join("requirements.txt");
     let wanted = hex::encode(Sha256::digest(
         std::fs::read(&requirements)
             .with_context(|| format!("reading {}", requirements.display()))?,
     ));
-    let venv = target_dir.join("venv-sklearn");
     let python = venv.join("bin/python");
     let stamp = venv.join(STAMP);
     if python.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str())
@@ -37,9 +45,9 @@ pub fn ensure(root: &Path, target_dir: &Path) -> Result<PathBuf> {
         return Ok(python);
     }
     if venv.exists() {
-        std::fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
+        std::fs::remove_dir_all(venv).with_context(|| format!("removing {}", venv.display()))?;
     }
-    run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    run(Command::new("python3").arg("-m").arg("venv").arg(venv))?;
     run(Command::new(&python)
         .args([
             "-m",
@@ -49,7 +57,7 @@ pub fn ensure(root: &Path, target_dir: &Path) -> Result<PathBuf> {
             "--disable-pip-version-check",
             "-r",
         ])
-        .arg(&requirements))?;
+        .arg(requirements))?;
     std::fs::write(&stamp, &wanted)?;
     Ok(python)
 }
