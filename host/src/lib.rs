@@ -11,6 +11,8 @@ pub mod fsutil;
 pub mod http;
 pub mod manifest;
 pub mod metrics;
+#[cfg(feature = "new")]
+pub mod new;
 pub mod router;
 pub mod sources;
 pub mod spec;

@@ -1,11 +1,14 @@
 //! `fnhost`: serve WebAssembly HTTP functions from a Spin manifest, and change them live.
 //!
-//! This file is only the command line: `fnhost up` starts the host (see `up.rs`); the other
-//! subcommands are clients of a running host's admin API (see `admin/client.rs`).
+//! This file is only the command line: `fnhost up` starts the host (see `up.rs`), `fnhost new`
+//! scaffolds a component (see `new/`); the other subcommands are clients of a running host's
+//! admin API (see `admin/client.rs`).
 
 use clap::{Parser, Subcommand};
 use fnhost::admin::api::{Op, OpParams};
 use fnhost::admin::client;
+#[cfg(feature = "new")]
+use fnhost::new;
 use fnhost::up;
 
 #[derive(Parser)]
@@ -23,6 +26,9 @@ struct Cli {
 enum Command {
     /// Serve the manifest's routes (and the admin API on its own listener).
     Up(up::UpOptions),
+    /// Add a component to an application from a template (creating its spin.toml if needed).
+    #[cfg(feature = "new")]
+    New(new::NewArgs),
     /// Show every component's current, candidate and previous version.
     Status(client::Target),
     /// Replace a component's current version (rolling swap; the old one stays loaded for rollback).
@@ -45,6 +51,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(opts) => up::run(opts),
+        #[cfg(feature = "new")]
+        Command::New(args) => new::run(args),
         Command::Status(t) => client::status(t),
         Command::Deploy(a) => client::version_op(Op::Deploy, a, OpParams::default()),
         Command::Canary(a) => client::canary(a),

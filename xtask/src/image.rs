@@ -416,6 +416,8 @@ fn stage_context() -> Result<PathBuf> {
             MUSL_TARGET,
             "-p",
             "fnhost",
+            // The server only: no `fnhost new` (and so no tract) in the image.
+            "--no-default-features",
         ]))?;
     let binary = target_dir().join(MUSL_TARGET).join("release/fnhost");
     check_static(&binary)?;

@@ -44,6 +44,9 @@ pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     // A set RUST_BACKTRACE makes every WASIp3 request capture a backtrace (~4% CPU).
     c.env_remove("RUST_BACKTRACE").current_dir(root());
+    // fnhost embeds the generic model module for `fnhost new onnx-model` (host/build.rs). Set
+    // for every cargo run, so that building and testing the host never flip between the two.
+    c.env("FNHOST_ONNX_MODEL_WASM", wasm_dir().join("onnx_model.wasm"));
     c
 }
 
@@ -55,7 +58,9 @@ fn ensure_wasm_target() -> Result<()> {
     run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
 }
 
-/// Builds the components (and the test components when `with_tests`) and the host.
+/// Builds the components (and the test components when `with_tests`), then whatever else
+/// `spin.toml` says how to build (`[component.NAME.build]`, e.g. a component `fnhost new`
+/// added), then the host (which embeds the generic model module, so it comes last).
 pub fn build(with_tests: bool) -> Result<()> {
     ensure_wasm_target()?;
     let mut wasm = cargo();
@@ -67,6 +72,7 @@ pub fn build(with_tests: bool) -> Result<()> {
         wasm.args(["-p", c]);
     }
     run(&mut wasm)?;
+    devkit::spin_build::build_components(&root().join("spin.toml"))?;
     run(cargo().args(["build", "--release", "-p", "fnhost"]))
 }
 

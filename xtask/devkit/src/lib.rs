@@ -7,6 +7,7 @@
 //! * [`process`]: a server process with its log in a file, ready when an HTTP path answers,
 //!   stopped by PID on drop; its memory and CPU time from `/proc`.
 //! * [`static_server`]: a file server on 127.0.0.1 that counts requests.
+//! * [`spin_build`]: a Spin manifest's component build commands, run as `spin build` does.
 //! * [`net`]: free loopback ports; [`scratch`]: temporary directories (tempfile);
 //!   [`workspace`]: where the workspace and its target directory are.
 //!
@@ -18,6 +19,7 @@ pub mod install;
 pub mod net;
 pub mod process;
 pub mod scratch;
+pub mod spin_build;
 pub mod static_server;
 pub mod workspace;
 
