@@ -19,6 +19,9 @@
 //! 4. [`live_update`]: wrk against pi while the admin API swaps v1 ↔ v2.
 //! 5. [`per_instance`]: instantiation time (metrics histogram) and RSS per concurrent
 //!    instance (sleeping requests to the test-faults component), pooling vs `--no-pooling`.
+//! 6. [`models`]: one RandomForest served by fnhost's generic ONNX component, MLServer
+//!    (mlserver-sklearn) and onnxruntime behind http.server, on the same V2 request; and
+//!    `fnhost new onnx-model` → first 200.
 //!
 //! `--quick` (CI) uses small sizes, short wrk runs at one connection count and skips
 //! `wasmtime serve`; it runs the same code, starts every server it uses, checks every answer,
@@ -30,6 +33,7 @@
 
 mod live_update;
 mod machine;
+mod models;
 mod per_instance;
 mod pi_compute;
 mod plot;
@@ -83,6 +87,7 @@ pub enum Section {
     Startup,
     LiveUpdate,
     PerInstance,
+    Models,
 }
 
 impl Section {
@@ -95,6 +100,7 @@ impl Section {
             Section::Startup => "3. start-up",
             Section::LiveUpdate => "4. live update",
             Section::PerInstance => "5. per-instance cost",
+            Section::Models => "6. model serving",
         }
     }
 }
@@ -171,6 +177,7 @@ fn measure(ctx: &Ctx, section: Section, results: &mut Results) -> Result<()> {
         Section::Startup => results.startup = Some(startup::run(ctx)?),
         Section::LiveUpdate => results.live_update = Some(live_update::run(ctx)?),
         Section::PerInstance => results.per_instance = Some(per_instance::run(ctx)?),
+        Section::Models => results.models = Some(models::run(ctx)?),
     }
     Ok(())
 }
@@ -207,7 +214,13 @@ fn prepare(root: &Path, quick: bool) -> Result<Ctx> {
     }
     std::fs::create_dir_all(&work)?;
     let wasm_dir = wasm_dir();
-    for w in ["pi_chudnovsky", "pi_picrunch", "iris", "test_faults"] {
+    for w in [
+        "pi_chudnovsky",
+        "pi_picrunch",
+        "iris",
+        "onnx_model",
+        "test_faults",
+    ] {
         let p = wasm_dir.join(format!("{w}.wasm"));
         ensure!(p.exists(), "{} is missing after the build", p.display());
     }

@@ -59,6 +59,7 @@ fn markdown(ctx: &Ctx, r: &Results) -> Result<String> {
         r.startup.as_ref().map(startup),
         r.live_update.as_ref().map(live_update),
         r.per_instance.as_ref().map(per_instance),
+        r.models.as_ref().map(super::models::render),
     ]
     .into_iter()
     .flatten()
@@ -272,6 +273,9 @@ fn targets(r: &Results) -> Vec<String> {
                 ""
             }
         ));
+    }
+    if let Some(m) = &r.models {
+        items.extend(super::models::targets(m));
     }
     items
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::live_update::LiveUpdate;
 use super::machine::Machine;
+use super::models::ModelServing;
 use super::per_instance::PerInstance;
 use super::pi_compute::PiCompute;
 use super::serving::Serving;
@@ -32,6 +33,9 @@ pub struct Results {
     pub startup: Option<Startup>,
     pub live_update: Option<LiveUpdate>,
     pub per_instance: Option<PerInstance>,
+    /// Section 6 (absent in results written before it existed).
+    #[serde(default)]
+    pub models: Option<ModelServing>,
     /// The targets line, as rendered from the sections above.
     pub targets: Vec<String>,
 }
@@ -62,6 +66,7 @@ impl Results {
             startup: None,
             live_update: None,
             per_instance: None,
+            models: None,
             targets: Vec::new(),
         }
     }
