@@ -26,6 +26,10 @@ use devkit::workspace::target_dir;
 pub use devkit::{wait_until, TempDir};
 
 pub const TOKEN: &str = "e2e-admin-token-0123456789abcdef";
+/// The compiled-module cache's signing key of every host the tests start. Hosts with their own
+/// state directories share compiled modules (`onnx_compiled_cache`), as replicas sharing a cache
+/// volume do; without one key each would reject the others' entries and compile again.
+pub const CACHE_KEY: &str = "e2e-cache-key-0123456789abcdef";
 
 pub fn fnhost_bin() -> PathBuf {
     let p = target_dir().join("release/fnhost");
@@ -83,6 +87,7 @@ pub fn onnx_compiled_cache() -> &'static Path {
             .arg("--state-dir")
             .arg(dir.join("state"))
             .env("FNHOST_ADMIN_TOKEN", TOKEN)
+            .env("FNHOST_CACHE_KEY", CACHE_KEY)
             .env_remove("RUST_BACKTRACE");
         let mut server = Server::spawn("fnhost-compile", &mut cmd, &dir.join("fnhost.log"))
             .unwrap_or_else(|e| panic!("spawning fnhost: {e:#}"));
@@ -154,6 +159,7 @@ impl Host {
             .arg(opts.dir.join("state"))
             .args(&opts.extra_args)
             .env("FNHOST_ADMIN_TOKEN", TOKEN)
+            .env("FNHOST_CACHE_KEY", CACHE_KEY)
             .env_remove("RUST_BACKTRACE")
             .envs(opts.env.iter().map(|(k, v)| (k, v)));
         let mut server = Server::spawn("fnhost", &mut cmd, &log)
@@ -222,6 +228,19 @@ impl Host {
     /// Resident memory of the host process in KiB (from /proc).
     pub fn rss_kib(&self) -> u64 {
         self.server.rss_kib().unwrap()
+    }
+
+    /// CPU time the host process has used so far (all threads).
+    pub fn cpu_time(&self) -> Duration {
+        self.server.cpu_time().unwrap()
+    }
+
+    /// The value of an unlabelled metric (`fnhost_requests_in_flight`), from the admin API.
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = self.admin("GET", "/metrics", None).text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
     }
 }
 

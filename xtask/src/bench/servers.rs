@@ -16,6 +16,10 @@ use crate::answers::{check_pi, check_setosa};
 
 /// Admin bearer token of every fnhost the benchmark starts.
 pub const TOKEN: &str = "bench-admin-token-0123456789abcdef";
+/// The compiled-module cache's signing key of every fnhost the benchmark starts: hosts with
+/// their own state directories share a cache (the model section's warm `fnhost new`), as
+/// replicas sharing a cache volume do, so they must share the key.
+pub const CACHE_KEY: &str = "bench-cache-key-0123456789abcdef";
 pub const IRIS_PATH: &str = "/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.3";
 pub const PI_PATH: &str = "/api/v0/pi?ndigits=100";
 /// A compute-bound pi request: about 2.5 ms of guest arithmetic, mostly tight loops.
@@ -83,6 +87,7 @@ impl Fnhost {
             .arg("--no-watch")
             .args(extra)
             .env("FNHOST_ADMIN_TOKEN", TOKEN)
+            .env("FNHOST_CACHE_KEY", CACHE_KEY)
             .env_remove("RUST_BACKTRACE");
         let server = Server::spawn(name, &mut cmd, &ctx.work.join(format!("{name}.log")))?;
         Ok(Fnhost {
