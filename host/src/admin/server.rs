@@ -3,8 +3,9 @@
 //! Served on its own listener (default 127.0.0.1:3001), never on the public one. Every call
 //! needs `Authorization: Bearer <token>`; the token is compared in constant time (both sides
 //! hashed first, so neither content nor length leaks through timing). A module arrives either
-//! as the request body (`Content-Type: application/wasm`, for remote use) or as `?path=`
-//! naming a file on the host. Errors are JSON `{"error": ...}`: 400 bad parameters, 401 token,
+//! as the request body (`Content-Type: application/wasm`, for remote use), as `?path=` naming
+//! a file on the host, or as `?oci=` naming a registry artifact the host pulls. Errors are
+//! JSON `{"error": ...}`: 400 bad parameters, 401 token,
 //! 404 unknown component, operation or route, 409 state conflict (e.g. no candidate to
 //! promote), 413 upload too large, 415 wrong upload type, 422 module refused (does not compile,
 //! wrong world, failed smoke request).
@@ -21,7 +22,7 @@ use super::api::{Op, OpParams, StatusResponse};
 use crate::deployments::{ComponentStatus, Deployments, OpError};
 use crate::http::{error_response, full, json_response, ResponseBody};
 use crate::metrics::Metrics;
-use crate::spec::{CanaryPolicy, FileMount, Sha256, Source, VersionSpec};
+use crate::spec::{CanaryPolicy, FileMount, OciSource, Sha256, Source, VersionSpec};
 
 const MAX_UPLOAD_BYTES: usize = 256 << 20;
 
@@ -182,19 +183,24 @@ async fn operate(
             )
         })?
         .to_bytes();
-    let (source, bytes) = match (&p.path, body.is_empty()) {
-        (Some(_), false) => return Err(bad("send the module as the body or name it with ?path=, not both")),
-        (Some(path), true) => {
+    let (source, bytes) = match (&p.path, &p.oci, body.is_empty()) {
+        (Some(_), Some(_), _) | (Some(_), _, false) | (_, Some(_), false) => {
+            return Err(bad("send the module as the body, or name it with ?path= or ?oci=: only one"))
+        }
+        (Some(path), None, true) => {
             let abs = std::path::absolute(path).map_err(|e| bad(format!("path {}: {e}", path.display())))?;
             (Source::Path(abs), None)
         }
-        (None, false) => {
+        (None, Some(reference), true) => {
+            (Source::Oci(OciSource::new(reference.clone(), None, p.insecure)), None)
+        }
+        (None, None, false) => {
             if content_type != "application/wasm" && content_type != "application/octet-stream" {
                 return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("module uploads need Content-Type: application/wasm, got \"{content_type}\"")));
             }
             (Source::Uploaded { digest: Sha256::of(&body) }, Some(body.to_vec()))
         }
-        (None, true) => return Err(bad("no module: send it as the body (Content-Type: application/wasm) or name a host file with ?path=")),
+        (None, None, true) => return Err(bad("no module: send it as the body (Content-Type: application/wasm), name a host file with ?path= or a registry artifact with ?oci=")),
     };
     let mounts = p
         .mounts

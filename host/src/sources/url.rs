@@ -1,23 +1,12 @@
 //! Spin's `{ url, digest }` sources: one HTTP(S) GET (rustls with the webpki roots), bounded
-//! in time and size. Verification and caching are the caller's (`mod.rs`).
-
-use std::time::Duration;
+//! in size. Time bounds, verification and caching are the caller's (`mod.rs`).
 
 use anyhow::{anyhow, bail, Context, Result};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
-const MAX_MODULE_BYTES: usize = 256 << 20;
-
-pub async fn download(url: &str) -> Result<Vec<u8>> {
-    tokio::time::timeout(DOWNLOAD_TIMEOUT, get(url))
-        .await
-        .map_err(|_| anyhow!("timed out after {}s", DOWNLOAD_TIMEOUT.as_secs()))?
-}
-
-async fn get(url: &str) -> Result<Vec<u8>> {
+pub async fn download(url: &str, max_bytes: u64) -> Result<Vec<u8>> {
     let uri: http::Uri = url.parse().with_context(|| format!("invalid URL {url}"))?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
@@ -29,9 +18,16 @@ async fn get(url: &str) -> Result<Vec<u8>> {
     if !response.status().is_success() {
         bail!("HTTP {}", response.status());
     }
-    let body = Limited::new(response.into_body(), MAX_MODULE_BYTES)
+    let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+    let body = Limited::new(response.into_body(), limit)
         .collect()
         .await
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                super::too_large("the download is longer", max_bytes)
+            } else {
+                anyhow!("{e}")
+            }
+        })?;
     Ok(body.to_bytes().to_vec())
 }
