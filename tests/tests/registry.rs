@@ -179,7 +179,7 @@ mod registry {
         }
 
         /// Uploads a blob (monolithic) and returns its digest.
-        pub fn put_blob(&self, repo: &str, bytes: &[u8]) -> String {
+        fn put_blob(&self, repo: &str, bytes: &[u8]) -> String {
             let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
             let r = self.call(
                 "POST",
@@ -205,8 +205,28 @@ mod registry {
             digest
         }
 
+        /// Writes an artifact by hand, `(media type, bytes)` for its config and its one layer,
+        /// under `repo:tag`: for layouts `fnhost push` does not write.
+        pub fn put_artifact(&self, tagged: &str, config: (&str, &[u8]), layer: (&str, &[u8])) {
+            let (repo, tag) = tagged.rsplit_once(':').expect("repo:tag");
+            let descriptor = |(media_type, bytes): (&str, &[u8])| {
+                serde_json::json!({
+                    "mediaType": media_type,
+                    "digest": self.put_blob(repo, bytes),
+                    "size": bytes.len(),
+                })
+            };
+            let manifest = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": descriptor(config),
+                "layers": [descriptor(layer)],
+            });
+            self.put_manifest(repo, tag, &manifest);
+        }
+
         /// Writes an OCI image manifest under `tag`.
-        pub fn put_manifest(&self, repo: &str, tag: &str, manifest: &serde_json::Value) {
+        fn put_manifest(&self, repo: &str, tag: &str, manifest: &serde_json::Value) {
             let body = serde_json::to_vec(manifest).unwrap();
             let r = self.call(
                 "PUT",
@@ -412,6 +432,25 @@ fn push_and_pull_round_trip_in_the_cncf_layout() {
         );
     }
 
+    // Spin's layer type (what `spin registry push` writes for a component) is a module too.
+    registry.put_artifact(
+        "fnhost/spin-typed:1.0.0",
+        ("application/vnd.fermyon.spin.application.v1+config", b"{}"),
+        ("application/vnd.wasm.content.layer.v1+wasm", &bytes),
+    );
+    let file = out_dir.join("spin-typed.wasm");
+    let source = format!("oci://{}/fnhost/spin-typed:1.0.0", registry.host());
+    let out = fnhost(&["pull", &source, "-o", file.to_str().unwrap()], &[]);
+    assert!(
+        out.status.success(),
+        "pull Spin's layer type: {}",
+        stderr(&out)
+    );
+    assert!(
+        std::fs::read(&file).unwrap() == bytes,
+        "Spin's layer type: bytes differ"
+    );
+
     // A core module is not a component: refused before anything is sent.
     let core = out_dir.write("core.wasm", b"\0asm\x01\0\0\0");
     let out = fnhost(&["push", core.to_str().unwrap(), &reference], &[]);
@@ -568,17 +607,16 @@ fn registry_errors_are_clear_load_errors_and_the_serving_version_stays() {
     push(&hello, &format!("{}/fnhost/hello:1.0.0", registry.host()));
     push(&pi, &format!("{}/fnhost/big:1.0.0", registry.host()));
     // An image that is not a Wasm artifact: a tar layer and an image config.
-    let config = registry.put_blob("fnhost/image", br#"{"architecture":"amd64","os":"linux"}"#);
-    let layer = registry.put_blob("fnhost/image", b"not a tarball, but typed as one");
-    registry.put_manifest(
-        "fnhost/image",
-        "1.0.0",
-        &serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 37},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 31}],
-        }),
+    registry.put_artifact(
+        "fnhost/image:1.0.0",
+        (
+            "application/vnd.oci.image.config.v1+json",
+            br#"{"architecture":"amd64","os":"linux"}"#,
+        ),
+        (
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            b"not a tarball, but typed as one",
+        ),
     );
 
     // hello (121 KB) fits in max_module_size; pi (447 KB) does not.

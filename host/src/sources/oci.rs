@@ -11,8 +11,9 @@
 //! `FNHOST_REGISTRY_PASSWORD`, else the Docker config file (`$DOCKER_CONFIG/config.json` or
 //! `~/.docker/config.json`: `auths` entries and credential helpers), else none. Every failure
 //! says what went wrong in the words a user searches for: unreachable, unauthorized, not found,
-//! digest mismatch, wrong media type, too large. Caching and verification against the
-//! manifest's digest are the caller's (`mod.rs`).
+//! digest mismatch, wrong media type, too large. A pulled layer is checked against the digest
+//! its manifest names; the check against a digest `spin.toml` names, and caching, are the
+//! caller's (`mod.rs`).
 
 use std::time::{Duration, SystemTime};
 
