@@ -2,7 +2,7 @@
 """Cross-checks of rendered fnhost kustomizations that schema validation and
 checkov do not do. Run by `cargo xtask k8s` (xtask/src/k8s.rs) as
 
-    python3 k8s/checks.py --schema ../shared/spec/spin-manifest-v2.schema.json \
+    python3 k8s/checks.py --schema tests/spec/spin-manifest-v2.schema.json \
         --base base.yaml NAME=RENDERED.yaml ...
 
 where every RENDERED.yaml is the output of `kubectl kustomize` for one

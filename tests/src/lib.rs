@@ -2,34 +2,29 @@
 //! manifest written into a temporary directory, talk HTTP to it, stop it by PID.
 //!
 //! `cargo xtask test` builds the host (`target/release/fnhost`) and every component
-//! (`target/wasm32-wasip2/release/*.wasm`) before these tests run. Every `Host` is killed and
-//! reaped when dropped, and its temporary directory removed, so a failing test leaves nothing
-//! running.
+//! (`target/wasm32-wasip2/release/*.wasm`) before these tests run. Processes, HTTP, temporary
+//! directories and the static file server come from `devkit` (shared with xtask); this crate
+//! adds what is fnhost's: how a host is started, its admin token, its error bodies, the pi
+//! reference digits. Every `Host` is stopped and reaped when dropped, and its temporary
+//! directory removed, so a failing test leaves nothing running; a host that fails to start
+//! shows its log.
 
-use std::io::Read;
-use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use devkit::process::Server;
+
+pub use devkit::http::Client;
+pub use devkit::net::free_port;
+pub use devkit::static_server::StaticServer;
+pub use devkit::workspace::root;
+use devkit::workspace::target_dir;
+pub use devkit::{wait_until, TempDir};
 
 pub const TOKEN: &str = "e2e-admin-token-0123456789abcdef";
-
-/// The workspace root.
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-}
 
 pub fn fnhost_bin() -> PathBuf {
     let p = target_dir().join("release/fnhost");
@@ -52,66 +47,13 @@ pub fn wasm(name: &str) -> PathBuf {
     p
 }
 
-/// A temporary directory, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "fnhost-e2e-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-    pub fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-    /// Writes a file (creating parent directories) and returns its path.
-    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let p = self.0.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, contents).unwrap();
-        p
-    }
-    /// Copies a file in (atomically: temp name, then rename, as a deployment tool would).
-    pub fn copy_in(&self, from: &Path, rel: &str) -> PathBuf {
-        let p = self.0.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        let tmp = p.with_extension("partial");
-        std::fs::copy(from, &tmp).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
-        std::fs::rename(&tmp, &p).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running fnhost.
 pub struct Host {
-    child: Option<Child>,
+    server: Server,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub log: PathBuf,
-    pub agent: ureq::Agent,
+    pub agent: Client,
 }
 
 /// How to start a host.
@@ -143,24 +85,17 @@ impl Host {
 
     /// Like `start`, but returns the log (and exit status) if the host fails to come up.
     pub fn try_start(opts: Start<'_>) -> Result<Host, String> {
-        let port = free_port();
-        let admin_port = free_port();
-        let log = opts.dir.join(format!("fnhost-{port}.log"));
+        let [addr, admin] = devkit::net::free_addrs::<2>();
+        let log = opts.dir.join(format!("fnhost-{}.log", addr.port()));
         let cache = opts
             .cache_dir
             .map(Path::to_path_buf)
             .unwrap_or_else(|| opts.dir.join("cache"));
-        let mut cmd = Command::new(fnhost_bin());
+        let mut cmd = std::process::Command::new(fnhost_bin());
         cmd.current_dir(opts.dir)
-            .args([
-                "up",
-                "--manifest",
-                opts.manifest,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--admin-listen",
-                &format!("127.0.0.1:{admin_port}"),
-            ])
+            .args(["up", "--manifest", opts.manifest])
+            .args(["--listen", &addr.to_string()])
+            .args(["--admin-listen", &admin.to_string()])
             .arg("--cache-dir")
             .arg(&cache)
             .arg("--state-dir")
@@ -168,44 +103,23 @@ impl Host {
             .args(&opts.extra_args)
             .env("FNHOST_ADMIN_TOKEN", TOKEN)
             .env_remove("RUST_BACKTRACE")
-            .envs(opts.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let child = cmd.spawn().map_err(|e| format!("spawning fnhost: {e}"))?;
-        let mut host = Host {
-            child: Some(child),
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
-            admin: format!("127.0.0.1:{admin_port}").parse().unwrap(),
+            .envs(opts.env.iter().map(|(k, v)| (k, v)));
+        let mut server = Server::spawn("fnhost", &mut cmd, &log)
+            .map_err(|e| format!("spawning fnhost: {e:#}"))?;
+        server
+            .wait_http_ok(&addr.to_string(), "/healthz", Duration::from_secs(60))
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(Host {
+            server,
+            addr,
+            admin,
             log,
-            agent: ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(120))
-                .build(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = host.child.as_mut().unwrap().try_wait().unwrap() {
-                let log = host.log_text();
-                host.child = None;
-                return Err(format!(
-                    "fnhost exited with {status} during start-up; log:\n{log}"
-                ));
-            }
-            if TcpStream::connect(host.addr).is_ok() && host.get("/healthz").status == 200 {
-                return Ok(host);
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "fnhost did not answer /healthz within 60s; log:\n{}",
-                    host.log_text()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            agent: Client::new(Duration::from_secs(120)),
+        })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("host running").id()
+        self.server.pid()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -213,7 +127,7 @@ impl Host {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.server.log_text()
     }
 
     pub fn get(&self, path: &str) -> Reply {
@@ -247,72 +161,36 @@ impl Host {
     }
 
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        unsafe_kill(child.id(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                return s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("fnhost did not exit within 40s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.server
+            .terminate(Duration::from_secs(40))
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Resident memory of the host process in KiB (from /proc).
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
+        self.server.rss_kib().unwrap()
     }
 }
 
-/// `kill -SIG PID` for the one process this harness started.
-pub fn unsafe_kill(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status();
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A response, whatever its status.
+/// A response, whatever its status, with the accessors the tests assert on.
 #[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+pub struct Reply(devkit::http::Response);
+
+impl Deref for Reply {
+    type Target = devkit::http::Response;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Reply {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
+    /// The body as JSON (panics with the body when it is not).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
+
     /// The `error` text of a JSON error body.
     pub fn error(&self) -> String {
         self.json()["error"]
@@ -323,71 +201,25 @@ impl Reply {
 }
 
 pub fn send(
-    agent: &ureq::Agent,
+    agent: &Client,
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Reply {
-    try_request(agent, method, url, headers, body).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+    Reply(
+        agent
+            .request(method, url, headers, body)
+            .unwrap_or_else(|e| panic!("{e:#}")),
+    )
 }
 
 /// Like `send`, but a transport error (connection cut, timeout, truncated body) is an `Err`.
-pub fn try_send(agent: &ureq::Agent, method: &str, url: &str) -> Result<Reply, String> {
-    try_request(agent, method, url, &[], None)
-}
-
-fn try_request(
-    agent: &ureq::Agent,
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-) -> Result<Reply, String> {
-    let mut req = agent.request(method, url);
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    let result = match body {
-        Some(b) => req.send_bytes(b),
-        None => req.call(),
-    };
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => return Err(e.to_string()),
-    };
-    let status = resp.status();
-    let headers = resp
-        .headers_names()
-        .into_iter()
-        .map(|n| {
-            let v = resp.header(&n).unwrap_or("").to_string();
-            (n, v)
-        })
-        .collect();
-    let mut body = Vec::new();
-    resp.into_reader()
-        .take(512 << 20)
-        .read_to_end(&mut body)
-        .map_err(|e| format!("reading body: {e}"))?;
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
-}
-
-/// Polls `f` every 50 ms until it returns true or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+pub fn try_send(agent: &Client, method: &str, url: &str) -> Result<Reply, String> {
+    agent
+        .request(method, url, &[], None)
+        .map(Reply)
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// The first `n` decimals of pi after "3.", from the reference file the pi tests verify.
@@ -397,94 +229,13 @@ pub fn pi_decimals(n: usize) -> String {
     all[..n].to_string()
 }
 
-/// Writes raw bytes to the server and returns what it answers (until it closes or `timeout`).
+/// Writes raw bytes to the server and returns what it answers (until it closes or `timeout`):
+/// for requests no HTTP client would send.
 pub fn raw(addr: SocketAddr, request: &[u8], timeout: Duration) -> String {
-    use std::io::Write;
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(timeout)).unwrap();
     let _ = s.write_all(request);
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A static file server for one directory on 127.0.0.1; counts requests; stops when dropped.
-pub struct StaticServer {
-    pub port: u16,
-    pub hits: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl StaticServer {
-    pub fn start(root: PathBuf) -> StaticServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (hits, stop) = (
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let (h, s) = (hits.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let Ok((stream, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                };
-                stream.set_nonblocking(false).unwrap();
-                h.fetch_add(1, Ordering::Relaxed);
-                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                let _ = std::io::BufRead::read_line(&mut reader, &mut line);
-                let path = line
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or("/")
-                    .trim_start_matches('/')
-                    .to_string();
-                loop {
-                    let mut l = String::new();
-                    if std::io::BufRead::read_line(&mut reader, &mut l).unwrap_or(0) == 0
-                        || l == "\r\n"
-                    {
-                        break;
-                    }
-                }
-                let mut stream = stream;
-                match std::fs::read(root.join(&path)) {
-                    Ok(body) => {
-                        let _ = write!(
-                            stream,
-                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                            body.len()
-                        );
-                        let _ = stream.write_all(&body);
-                    }
-                    Err(_) => {
-                        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-                    }
-                }
-            }
-        });
-        StaticServer {
-            port,
-            hits,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    pub fn url(&self, file: &str) -> String {
-        format!("http://127.0.0.1:{}/{file}", self.port)
-    }
-}
-
-impl Drop for StaticServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }

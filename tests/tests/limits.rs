@@ -246,9 +246,7 @@ fn sixty_four_connections_against_a_limit_of_four_get_200_or_503_and_none_hang()
         .map(|i| {
             let host = host.clone();
             std::thread::spawn(move || {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(30))
-                    .build();
+                let agent = e2e::Client::new(Duration::from_secs(30));
                 let (mut ok, mut busy) = (0, 0);
                 let n = if i < 16 { 157 } else { 156 };
                 for _ in 0..n {
@@ -420,9 +418,7 @@ fn idle_connections_beyond_the_limit_wait_and_memory_stays_bounded() {
     );
     // The header read timeout (2s) frees the slots; a real client is then served.
     let t = Instant::now();
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(20))
-        .build();
+    let agent = e2e::Client::new(Duration::from_secs(20));
     let r = e2e::send(&agent, "GET", &host.url("/f/ok"), &[], None);
     assert_eq!(r.status, 200);
     assert!(

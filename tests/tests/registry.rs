@@ -6,10 +6,13 @@
 //! credentials from a Docker config file; the registry stopped during a load.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::{fnhost_bin, free_port, send, wait_until, wasm, Host, Reply, Start, TempDir, TOKEN};
+use devkit::process::Server;
+use e2e::{
+    fnhost_bin, free_port, send, wait_until, wasm, Client, Host, Reply, Start, TempDir, TOKEN,
+};
 use sha2::{Digest, Sha256};
 
 /// The registry launcher: one Distribution process with its own config and storage.
@@ -20,10 +23,13 @@ mod registry {
     const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
     pub struct Registry {
-        child: Option<Child>,
+        /// The running process; stopped by PID when dropped.
+        server: Option<Server>,
+        /// How many times the process was started (each run logs to a file of its own).
+        runs: usize,
         pub port: u16,
         dir: TempDir,
-        pub agent: ureq::Agent,
+        agent: Client,
         /// `user:password` for the registry's own API calls, when it has basic auth.
         basic: Option<String>,
     }
@@ -65,12 +71,11 @@ mod registry {
                 ),
             );
             let mut registry = Registry {
-                child: None,
+                server: None,
+                runs: 0,
                 port,
                 dir,
-                agent: ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(30))
-                    .build(),
+                agent: Client::new(Duration::from_secs(30)),
                 basic: user.map(|(u, p)| format!("{u}:{p}")),
             };
             registry.run();
@@ -79,33 +84,35 @@ mod registry {
 
         /// Starts the process (again: same port, same storage) and waits until it answers.
         pub fn run(&mut self) {
-            assert!(self.child.is_none(), "registry already running");
-            let log = std::fs::File::options()
-                .create(true)
-                .append(true)
-                .open(self.dir.join("registry.log"))
-                .unwrap();
-            let child = Command::new(BINARY)
-                .arg("serve")
-                .arg(self.dir.join("config.yml"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("starting docker-registry");
-            self.child = Some(child);
-            let up = wait_until(Duration::from_secs(20), || {
-                e2e::try_send(&self.agent, "GET", &self.url("/v2/"))
-                    .is_ok_and(|r| r.status == 200 || r.status == 401)
-            });
-            assert!(up, "registry did not come up: {}", self.log());
+            assert!(self.server.is_none(), "registry already running");
+            self.runs += 1;
+            let log = self.dir.join(format!("registry-{}.log", self.runs));
+            let mut cmd = Command::new(BINARY);
+            cmd.arg("serve").arg(self.dir.join("config.yml"));
+            let mut server = Server::spawn("docker-registry", &mut cmd, &log)
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            // With basic auth, /v2/ answers 401 to an anonymous client: that is up too.
+            let url = self.url("/v2/");
+            server
+                .wait_ready(
+                    "an answer on /v2/",
+                    Duration::from_secs(20),
+                    Duration::from_millis(50),
+                    || {
+                        e2e::try_send(&self.agent, "GET", &url)
+                            .is_ok_and(|r| r.status == 200 || r.status == 401)
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            self.server = Some(server);
         }
 
-        /// Stops the process by its PID and reaps it.
+        /// Stops the process by its PID (SIGTERM, then SIGKILL) and reaps it.
         pub fn stop(&mut self) {
-            if let Some(mut child) = self.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
+            if let Some(server) = self.server.take() {
+                server
+                    .terminate(Duration::from_secs(10))
+                    .unwrap_or_else(|e| panic!("{e:#}"));
             }
         }
 
@@ -115,10 +122,6 @@ mod registry {
 
         pub fn url(&self, path: &str) -> String {
             format!("http://127.0.0.1:{}{path}", self.port)
-        }
-
-        pub fn log(&self) -> String {
-            std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default()
         }
 
         fn call(
@@ -175,7 +178,7 @@ mod registry {
                 None,
             );
             assert_eq!(r.status, 200, "GET blob {digest}");
-            r.body
+            r.body.clone()
         }
 
         /// Uploads a blob (monolithic) and returns its digest.
@@ -235,12 +238,6 @@ mod registry {
                 Some(&body),
             );
             assert_eq!(r.status, 201, "PUT manifest: {}", r.text());
-        }
-    }
-
-    impl Drop for Registry {
-        fn drop(&mut self) {
-            self.stop();
         }
     }
 

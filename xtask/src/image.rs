@@ -26,23 +26,25 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Read;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use devkit::cmd::{run, succeeds};
+use devkit::http::{Client, Response};
+use devkit::install::{ensure_file, ensure_tool};
+use devkit::process::Server;
 use sha2::{Digest, Sha256};
+
+use crate::answers::{check_pi, check_setosa, SETOSA_QUERY};
+use crate::workspace::{cargo, target_dir, wasm_dir};
 
 /// The development tag `build_image` always sets.
 pub const IMAGE: &str = "fnhost:dev";
 const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-/// π with 99 decimals, truncated: what `/api/v0/pi?ndigits=99` must return.
-const PI_99: &str = "3.141592653589793238462643383279502884197169399375105820974944592307816406286208998628034825342117067";
 
 /// Builds the static binary and the `fnhost:dev` image with the Docker daemon the environment
 /// points at (`DOCKER_HOST` or the default socket).
@@ -52,7 +54,7 @@ pub fn build_image(root: &Path) -> Result<()> {
 
 /// Runs the image end to end under a private `dockerd`; see the module docs.
 pub fn docker_e2e(root: &Path) -> Result<()> {
-    let wasm = target_dir(root).join("wasm32-wasip2/release");
+    let wasm = wasm_dir();
     let files = E2eFiles {
         chudnovsky: wasm.join("pi_chudnovsky.wasm"),
         picrunch: wasm.join("pi_picrunch.wasm"),
@@ -74,13 +76,9 @@ pub fn docker_e2e(root: &Path) -> Result<()> {
         );
     }
     let dockerd = ensure_tool("dockerd", &["docker.io"])?;
-    ensure_tool("curl", &["curl"])?;
 
-    let work = std::env::temp_dir().join(format!("fnhost-e2e-{}", std::process::id()));
-    if work.exists() {
-        fs::remove_dir_all(&work).with_context(|| format!("removing stale {}", work.display()))?;
-    }
-    fs::create_dir_all(&work)?;
+    let scratch = devkit::TempDir::new("docker-e2e");
+    let work = scratch.path();
     println!("docker-e2e: working directory {}", work.display());
 
     // /modules: the module files (in Kubernetes they come by URL instead).
@@ -100,16 +98,17 @@ pub fn docker_e2e(root: &Path) -> Result<()> {
     kubelet_write(&app, 1, &e2e_manifest(false), &models)?;
 
     // Compile before starting the daemon, so a build failure leaves nothing to stop.
-    let context = stage_context(root)?;
-    let daemon = Dockerd::start(&dockerd, &work)?;
+    let context = stage_context()?;
+    let daemon = Dockerd::start(&dockerd, work)?;
     let result = e2e_with_daemon(root, &context, &daemon, &app, &modules, &files, &models);
     if result.is_err() {
-        println!("docker-e2e: FAILED; dockerd log: {}", daemon.log.display());
+        let log = daemon.server.log_path().to_path_buf();
+        let stopped = daemon.stop();
+        scratch.keep();
+        println!("docker-e2e: FAILED; dockerd log: {}", log.display());
+        return result.and(stopped);
     }
-    let stopped = daemon.stop();
-    result?;
-    stopped?;
-    fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    daemon.stop()?;
     println!("docker-e2e: passed");
     Ok(())
 }
@@ -215,7 +214,7 @@ fn e2e_with_daemon(
 ) -> Result<()> {
     docker_build(root, context, Some(&daemon.host))?;
 
-    let port = free_port()?;
+    let port = devkit::net::free_port();
     let name = format!("fnhost-e2e-{}", std::process::id());
     let container = Container {
         name: name.clone(),
@@ -242,7 +241,7 @@ fn e2e_with_daemon(
         .arg("--publish")
         .arg(format!("127.0.0.1:{port}:3000"))
         .arg(IMAGE))?;
-    let outcome = exercise(&container, daemon, port, app, modules, files, models);
+    let outcome = exercise(root, &container, daemon, port, app, modules, files, models);
     if outcome.is_err() {
         println!("docker-e2e: container logs:");
         let _ = run(daemon.docker().args(["logs", "--tail", "200", &name]));
@@ -251,7 +250,9 @@ fn e2e_with_daemon(
     outcome.and(removed)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn exercise(
+    root: &Path,
     c: &Container,
     daemon: &Dockerd,
     port: u16,
@@ -262,7 +263,9 @@ fn exercise(
 ) -> Result<()> {
     let base = format!("http://127.0.0.1:{port}");
     let pi_url = format!("{base}/api/v0/pi?ndigits=99");
-    let classify_url = format!("{base}/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2");
+    let classify_url = format!("{base}/api/v01/classify?{SETOSA_QUERY}");
+    let http = Client::new(Duration::from_secs(10));
+    let get = |url: &str, headers: &[(&str, &str)]| http.request("GET", url, headers, None);
 
     // Ready: every component loaded (bounded; a dead container fails at once).
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -293,13 +296,7 @@ fn exercise(
 
     // 1. Both functions answer correctly.
     let r = get(&pi_url, &[])?;
-    ensure!(
-        r.status == 200,
-        "GET /api/v0/pi?ndigits=99: HTTP {}: {}",
-        r.status,
-        r.body
-    );
-    check_pi(&r.body)?;
+    check_pi(root, &r, 99)?;
     let before = r.header("fnhost-version").unwrap_or_default().to_string();
     let want_before = format!("pi@{}", &sha256_file(&files.chudnovsky)?[..8]);
     ensure!(
@@ -333,13 +330,7 @@ fn exercise(
         let r = get(&pi_url, &[])?;
         let v = r.header("fnhost-version").unwrap_or_default().to_string();
         if v.starts_with(&want_after) {
-            ensure!(
-                r.status == 200,
-                "after the swap: HTTP {}: {}",
-                r.status,
-                r.body
-            );
-            check_pi(&r.body)?;
+            check_pi(root, &r, 99).context("after the swap")?;
             println!(
                 "docker-e2e: fnhost-version {before} -> {v} after {} ms; digits still correct",
                 swapped.elapsed().as_millis()
@@ -350,7 +341,7 @@ fn exercise(
             r.status == 200,
             "during the swap: HTTP {} (version {v}): {}",
             r.status,
-            r.body
+            r.text()
         );
         ensure!(
             Instant::now() < deadline,
@@ -392,24 +383,13 @@ fn exercise(
         "pi changed by the iris update: {:?}",
         r.header("fnhost-version")
     );
-    check_pi(&r.body)?;
+    check_pi(root, &r, 99)?;
     println!("docker-e2e: unpinned classify still model-v1, pi unchanged");
     Ok(())
 }
 
 fn check_classify(r: &Response, label: &str) -> Result<()> {
-    ensure!(
-        r.status == 200,
-        "GET /api/v01/classify: HTTP {}: {}",
-        r.status,
-        r.body
-    );
-    let species = json_string_field(&r.body, "species");
-    ensure!(
-        species.as_deref() == Some("Iris setosa"),
-        "classify answered species {species:?}, expected \"Iris setosa\": {}",
-        r.body
-    );
+    check_setosa(r)?;
     let got = r.header("fnhost-version-label");
     ensure!(
         got == Some(label),
@@ -418,38 +398,16 @@ fn check_classify(r: &Response, label: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn check_pi(body: &str) -> Result<()> {
-    let pi = json_string_field(body, "pi");
-    ensure!(
-        pi.as_deref() == Some(PI_99),
-        "pi body {body:?}: expected \"pi\":\"{PI_99}\""
-    );
-    Ok(())
-}
-
-/// The string value of `"field"` in a flat JSON object (enough for the function's bodies).
-pub(crate) fn json_string_field(body: &str, field: &str) -> Option<String> {
-    let key = format!("\"{field}\"");
-    let rest = body[body.find(&key)? + key.len()..]
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start();
-    let rest = rest.strip_prefix('"')?;
-    Some(rest[..rest.find('"')?].to_string())
-}
-
 fn build_image_with(root: &Path, docker_host: Option<&str>) -> Result<()> {
-    let context = stage_context(root)?;
+    let context = stage_context()?;
     docker_build(root, &context, docker_host)
 }
 
 /// Builds the static binary and stages the Docker build context; returns its directory.
-fn stage_context(root: &Path) -> Result<PathBuf> {
+fn stage_context() -> Result<PathBuf> {
     ensure_tool("musl-gcc", &["musl-tools"])?;
     run(Command::new("rustup").args(["target", "add", MUSL_TARGET]))?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo)
-        .current_dir(root)
+    run(cargo()
         .env("CC_x86_64_unknown_linux_musl", "musl-gcc")
         .args([
             "build",
@@ -459,15 +417,13 @@ fn stage_context(root: &Path) -> Result<PathBuf> {
             "-p",
             "fnhost",
         ]))?;
-    let binary = target_dir(root).join(MUSL_TARGET).join("release/fnhost");
+    let binary = target_dir().join(MUSL_TARGET).join("release/fnhost");
     check_static(&binary)?;
     println!("image: {} is statically linked", binary.display());
 
     let ca = Path::new(CA_BUNDLE);
-    if !ca.is_file() {
-        ensure_tool_file(ca, &["ca-certificates"])?;
-    }
-    let context = target_dir(root).join("docker-context");
+    ensure_file(ca, &["ca-certificates"])?;
+    let context = target_dir().join("docker-context");
     if context.exists() {
         fs::remove_dir_all(&context)?;
     }
@@ -584,14 +540,6 @@ fn check_static(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `CARGO_TARGET_DIR` (relative to the workspace root) or `<root>/target`.
-pub(crate) fn target_dir(root: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => root.join(d),
-        _ => root.join("target"),
-    }
-}
-
 pub(crate) fn sha256_file(path: &Path) -> Result<String> {
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(sha256_hex(&bytes))
@@ -604,93 +552,6 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
-}
-
-/// Prints the command (with the environment it sets), runs it, fails on a non-zero exit.
-pub(crate) fn run(cmd: &mut Command) -> Result<()> {
-    println!("$ {}", show(cmd));
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {}", show(cmd)))?;
-    ensure!(status.success(), "`{}` failed: {status}", show(cmd));
-    Ok(())
-}
-
-/// Like [`run`], returning stdout.
-pub(crate) fn capture(cmd: &mut Command) -> Result<String> {
-    println!("$ {}", show(cmd));
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot start {}", show(cmd)))?;
-    ensure!(
-        out.status.success(),
-        "`{}` failed: {}",
-        show(cmd),
-        out.status
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-pub(crate) fn show(cmd: &Command) -> String {
-    let mut s = String::new();
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            let _ = write!(s, "{}={} ", k.to_string_lossy(), v.to_string_lossy());
-        }
-    }
-    s.push_str(&cmd.get_program().to_string_lossy());
-    for a in cmd.get_args() {
-        let a = a.to_string_lossy();
-        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$&|;<>()*?".contains(c)) {
-            let _ = write!(s, " '{}'", a.replace('\'', r"'\''"));
-        } else {
-            let _ = write!(s, " {a}");
-        }
-    }
-    s
-}
-
-pub(crate) fn on_path(tool: &str) -> bool {
-    find_tool(tool).is_some()
-}
-
-/// `tool` on PATH, or in an sbin directory (dockerd lives in /usr/sbin, which a non-login
-/// PATH may lack).
-pub(crate) fn find_tool(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-}
-
-/// Installs Debian `packages` when `tool` is not found (this project's machines are Debian).
-pub(crate) fn ensure_tool(tool: &str, packages: &[&str]) -> Result<PathBuf> {
-    if let Some(p) = find_tool(tool) {
-        return Ok(p);
-    }
-    apt_install(packages)?;
-    find_tool(tool)
-        .with_context(|| format!("`{tool}` is still not found after installing {packages:?}"))
-}
-
-fn ensure_tool_file(file: &Path, packages: &[&str]) -> Result<()> {
-    apt_install(packages)?;
-    ensure!(
-        file.is_file(),
-        "{} is still missing after installing {packages:?}",
-        file.display()
-    );
-    Ok(())
-}
-
-fn apt_install(packages: &[&str]) -> Result<()> {
-    run(Command::new("apt-get").arg("update"))?;
-    run(Command::new("apt-get")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(packages))
 }
 
 fn docker(host: Option<&str>) -> Command {
@@ -714,16 +575,11 @@ fn make_world_readable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// A private Docker daemon under `<work>/docker`, stopped by PID.
 struct Dockerd {
-    child: Option<Child>,
+    server: Server,
     host: String,
     dir: PathBuf,
-    log: PathBuf,
     /// Whether the `docker0` bridge existed before this daemon started (if not, it is removed).
     had_bridge: bool,
 }
@@ -732,7 +588,6 @@ impl Dockerd {
     fn start(dockerd: &Path, work: &Path) -> Result<Dockerd> {
         let dir = work.join("docker");
         fs::create_dir_all(&dir)?;
-        let log = dir.join("dockerd.log");
         let sock = dir.join("docker.sock");
         let host = format!("unix://{}", sock.display());
         let had_bridge = Path::new("/sys/class/net/docker0").exists();
@@ -747,104 +602,50 @@ impl Dockerd {
             .arg(&host)
             // Leave the machine's firewall and forwarding settings alone: published ports
             // reach the container through docker-proxy, which needs neither.
-            .args(["--iptables=false", "--ip-forward=false", "--ip-masq=false"])
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&log)?)
-            .stderr(fs::File::create(dir.join("dockerd.stderr.log"))?);
-        println!("$ {} > {} &", show(&cmd), log.display());
-        let child = cmd.spawn().context("cannot start dockerd")?;
+            .args(["--iptables=false", "--ip-forward=false", "--ip-masq=false"]);
+        let server = Server::spawn("dockerd", &mut cmd, &dir.join("dockerd.log"))?;
         let mut d = Dockerd {
-            child: Some(child),
+            server,
             host,
             dir,
-            log,
             had_bridge,
         };
-        println!("docker-e2e: dockerd pid {}", d.pid());
-
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = d.child.as_mut().unwrap().try_wait()? {
-                let tail = d.log_tail();
-                d.child = None;
-                let _ = d.stop();
-                bail!("dockerd exited during start-up ({status}); it cannot run on this machine:\n{tail}");
-            }
-            let ok = Command::new("docker")
-                .env("DOCKER_HOST", &d.host)
-                .args(["version", "--format", "{{.Server.Version}}"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ok {
-                println!("docker-e2e: dockerd is up at {}", d.host);
-                return Ok(d);
-            }
-            if Instant::now() > deadline {
-                let (tail, host) = (d.log_tail(), d.host.clone());
-                let _ = d.stop();
-                bail!("dockerd did not answer on {host} within 60 s:\n{tail}");
-            }
-            std::thread::sleep(Duration::from_millis(250));
+        println!("docker-e2e: dockerd pid {}", d.server.pid());
+        let probe = d.host.clone();
+        let up = d.server.wait_ready(
+            "answering `docker version`",
+            Duration::from_secs(60),
+            Duration::from_millis(250),
+            || succeeds(docker(Some(&probe)).args(["version", "--format", "{{.Server.Version}}"])),
+        );
+        if let Err(e) = up {
+            let _ = d.stop();
+            return Err(e.context("dockerd cannot run on this machine"));
         }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, |c| c.id())
+        println!("docker-e2e: dockerd is up at {}", d.host);
+        Ok(d)
     }
 
     fn docker(&self) -> Command {
         docker(Some(&self.host))
     }
 
-    fn log_tail(&self) -> String {
-        let mut text = String::new();
-        for f in [&self.log, &self.dir.join("dockerd.stderr.log")] {
-            let mut s = String::new();
-            if let Ok(mut file) = fs::File::open(f) {
-                let _ = file.read_to_string(&mut s);
-            }
-            text.extend(
-                s.lines()
-                    .rev()
-                    .take(30)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .map(|l| format!("  {l}\n")),
-            );
-        }
-        text
-    }
-
     /// SIGTERM by PID, then SIGKILL after 20 s; then the containerd it started, the bridge it
     /// created, and its data root.
-    fn stop(mut self) -> Result<()> {
+    fn stop(self) -> Result<()> {
         let containerd_pid = fs::read_to_string(self.dir.join("exec/containerd/containerd.pid"))
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok());
-        if let Some(mut child) = self.child.take() {
-            let pid = child.id().to_string();
-            let _ = run(Command::new("kill").args(["-TERM", &pid]));
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while child.try_wait()?.is_none() {
-                if Instant::now() > deadline {
-                    println!("docker-e2e: dockerd ignored SIGTERM for 20 s; killing it");
-                    let _ = run(Command::new("kill").args(["-KILL", &pid]));
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
+        if self.server.terminate(Duration::from_secs(20)).is_err() {
+            println!("docker-e2e: dockerd did not stop within 20 s of SIGTERM and was killed");
         }
         // dockerd stops its containerd on SIGTERM; after a SIGKILL it may be left behind.
         if let Some(pid) = containerd_pid {
             let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let exec_root = self.dir.join("exec");
             if String::from_utf8_lossy(&cmdline).contains(&*exec_root.to_string_lossy()) {
-                let _ = run(Command::new("kill").args(["-KILL", &pid.to_string()]));
+                println!("docker-e2e: killing the containerd dockerd left behind (pid {pid})");
+                let _ = devkit::process::signal(pid, devkit::process::Signal::KILL);
             }
         }
         if !self.had_bridge && Path::new("/sys/class/net/docker0").exists() {
@@ -856,18 +657,6 @@ impl Dockerd {
             fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
         }
         Ok(())
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        // Only reached when `stop` was not called (a panic): still never leave the daemon running.
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -893,54 +682,4 @@ impl Drop for Container {
                 .status();
         }
     }
-}
-
-/// One HTTP response, fetched with curl.
-pub(crate) struct Response {
-    pub status: u16,
-    headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// GET with curl (10 s limit) and extra request headers; not printed, as it is polled.
-pub(crate) fn get(url: &str, headers: &[(&str, &str)]) -> Result<Response> {
-    let mut cmd = Command::new("curl");
-    cmd.args(["--silent", "--show-error", "--max-time", "10", "--include"]);
-    for (n, v) in headers {
-        cmd.arg("--header").arg(format!("{n}: {v}"));
-    }
-    let out = cmd.arg(url).output().context("cannot run curl")?;
-    ensure!(
-        out.status.success(),
-        "GET {url}: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .with_context(|| format!("GET {url}: malformed response"))?;
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("GET {url}: no status line"))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Ok(Response {
-        status,
-        headers,
-        body: body.to_string(),
-    })
 }

@@ -17,15 +17,18 @@
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-
-use anyhow::{bail, ensure, Context, Result};
-
 use std::time::{Duration, Instant};
 
-use crate::image::{
-    capture, check_pi, free_port, get, json_string_field, kubelet_write, on_path, run, sha256_file,
-    target_dir,
-};
+use anyhow::{bail, ensure, Context, Result};
+use devkit::cmd::{capture, run};
+use devkit::http::{Client, Response};
+use devkit::install::{find_tool, pip_install, PipPackage};
+use devkit::process::Server;
+use devkit::static_server::StaticServer;
+
+use crate::answers::{check_pi, check_setosa, SETOSA_QUERY};
+use crate::image::{kubelet_write, sha256_file, sha256_hex};
+use crate::workspace::{target_dir, wasm_dir, SPIN_SCHEMA};
 
 /// Every kustomization, relative to `k8s/`; the first is the base.
 pub const KUSTOMIZATIONS: &[&str] = &[
@@ -36,8 +39,6 @@ pub const KUSTOMIZATIONS: &[&str] = &[
     "overlays/blue-green/switch",
 ];
 
-/// Spin's manifest schema, beside the repository (`../shared/spec/` from its root).
-const SCHEMA: &str = "../shared/spec/spin-manifest-v2.schema.json";
 /// Kubernetes versions the rendered objects are validated against ("" = the validator's newest).
 const KUBE_VERSIONS: &[&str] = &["1.30.0", ""];
 
@@ -51,8 +52,8 @@ pub fn manifests(root: &Path, modules_url: &str) -> Result<()> {
     if base_url.starts_with("http://") {
         println!("k8s-manifests: warning: {base_url} is plain http; k8s/base/networkpolicy.yaml allows egress on 443 only");
     }
-    let wasm = target_dir(root).join("wasm32-wasip2/release");
-    let staged = target_dir(root).join("k8s-modules");
+    let wasm = wasm_dir();
+    let staged = target_dir().join("k8s-modules");
     if staged.exists() {
         fs::remove_dir_all(&staged)?;
     }
@@ -264,27 +265,22 @@ fn render(step: &Step, m: &Modules, modules_url: &str) -> String {
 /// Renders and checks every kustomization; fails with every problem found.
 pub fn validate(root: &Path) -> Result<()> {
     ensure!(
-        on_path("kubectl"),
+        find_tool("kubectl").is_some(),
         "kubectl is not on PATH (it renders the kustomizations: `kubectl kustomize`)"
     );
-    ensure!(on_path("python3"), "python3 is not on PATH");
-    let schema = root.join(SCHEMA);
+    ensure!(find_tool("python3").is_some(), "python3 is not on PATH");
+    let schema = root.join(SPIN_SCHEMA);
     ensure!(
         schema.is_file(),
-        "Spin's manifest schema {} is missing ({SCHEMA} from the repository root)",
+        "Spin's manifest schema {} is missing",
         schema.display()
     );
     ensure_python_tools()?;
 
-    let out = std::env::temp_dir().join(format!("fnhost-k8s-validate-{}", std::process::id()));
-    if out.exists() {
-        fs::remove_dir_all(&out)?;
-    }
-    fs::create_dir_all(&out)?;
-    let result = validate_into(root, &schema, &out);
-    match &result {
-        Ok(()) => fs::remove_dir_all(&out)?,
-        Err(_) => println!("k8s: rendered manifests kept in {}", out.display()),
+    let out = devkit::TempDir::new("k8s-validate");
+    let result = validate_into(root, &schema, out.path());
+    if result.is_err() {
+        println!("k8s: rendered manifests kept in {}", out.keep().display());
     }
     result
 }
@@ -378,7 +374,7 @@ fn check_models(root: &Path, failures: &mut Vec<String>) {
 /// Points out (without failing: the manifests pin what was published, not what was built last)
 /// modules built since the manifests were written.
 fn note_stale_digests(root: &Path) {
-    let wasm = target_dir(root).join("wasm32-wasip2/release");
+    let wasm = wasm_dir();
     let mut pinned = std::collections::BTreeSet::new();
     for dir in KUSTOMIZATIONS {
         let Ok(text) = fs::read_to_string(root.join("k8s").join(dir).join("spin.toml")) else {
@@ -409,33 +405,18 @@ fn note_stale_digests(root: &Path) {
 
 /// `pip install`s what is missing of kubernetes-validate, checkov, jsonschema and PyYAML.
 fn ensure_python_tools() -> Result<()> {
-    let mut missing = Vec::new();
-    for (tool, pkg) in [
-        ("kubernetes-validate", "kubernetes-validate"),
-        ("checkov", "checkov"),
-    ] {
-        if !on_path(tool) {
-            missing.push(pkg);
-        }
-    }
-    for (module, pkg) in [("jsonschema", "jsonschema"), ("yaml", "pyyaml")] {
-        let ok = Command::new("python3")
-            .args(["-c", &format!("import {module}")])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if !ok {
-            missing.push(pkg);
-        }
-    }
-    if !missing.is_empty() {
-        run(Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet"])
-            .args(&missing))?;
-    }
+    pip_install(&[
+        PipPackage::named("kubernetes-validate"),
+        PipPackage::named("checkov"),
+        PipPackage::named("jsonschema"),
+        PipPackage {
+            package: "pyyaml",
+            module: "yaml",
+        },
+    ])?;
     for tool in ["kubernetes-validate", "checkov"] {
         ensure!(
-            on_path(tool),
+            find_tool(tool).is_some(),
             "`{tool}` is not on PATH after `pip install`; add pip's script directory to PATH"
         );
     }
@@ -454,19 +435,17 @@ fn ensure_python_tools() -> Result<()> {
 /// `{ url, digest }` with the loopback URL and digest of the module built now (same name), so
 /// it tests the manifests' behaviour, not the pins.
 pub fn flows(root: &Path) -> Result<()> {
-    let fnhost = target_dir(root).join("release/fnhost");
+    let fnhost = target_dir().join("release/fnhost");
     ensure!(
         fnhost.is_file(),
         "{} is missing: build it first (`cargo xtask build`)",
         fnhost.display()
     );
-    let work = std::env::temp_dir().join(format!("fnhost-k8s-flows-{}", std::process::id()));
-    if work.exists() {
-        fs::remove_dir_all(&work)?;
-    }
+    let scratch = devkit::TempDir::new("k8s-flows");
+    let work = scratch.path();
     let served = work.join("modules");
     fs::create_dir_all(&served)?;
-    let wasm = target_dir(root).join("wasm32-wasip2/release");
+    let wasm = wasm_dir();
     let mut built = Vec::new();
     for stem in ["pi_picrunch", "pi_chudnovsky", "iris"] {
         let file = wasm.join(format!("{stem}.wasm"));
@@ -480,7 +459,8 @@ pub fn flows(root: &Path) -> Result<()> {
         fs::copy(&file, served.join(&name))?;
         built.push((stem, name, sha));
     }
-    let server = StaticServer::start(&served)?;
+    let server = StaticServer::start(&served);
+    println!("k8s flows: module store stand-in on {}", server.url(""));
     let sha = |stem: &str| {
         built
             .iter()
@@ -527,65 +507,63 @@ pub fn flows(root: &Path) -> Result<()> {
     let app = work.join("app");
     fs::create_dir_all(&app)?;
     kubelet_write(&app, 1, &localize("base")?, &models)?;
-    let port = free_port()?;
-    let admin = free_port()?;
+    let [addr, admin] = devkit::net::free_addrs::<2>().map(|a| a.to_string());
     let log = work.join("fnhost.log");
     let mut cmd = Command::new(&fnhost);
     cmd.arg("up")
         .arg("--manifest")
         .arg(app.join("spin.toml"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .args(["--listen", &addr, "--admin-listen", &admin])
         .arg("--cache-dir")
         .arg(work.join("cache"))
         .arg("--state-dir")
         .arg(work.join("state"))
-        .env_remove("RUST_BACKTRACE")
-        .stdin(std::process::Stdio::null())
-        .stdout(fs::File::create(work.join("fnhost.stdout"))?)
-        .stderr(fs::File::create(&log)?);
-    println!("$ {} 2> {} &", crate::image::show(&cmd), log.display());
-    let host = HostProcess(cmd.spawn().context("starting fnhost")?);
-    let result = play(&app, port, &localize, &models, &sha, &log);
+        .env_remove("RUST_BACKTRACE");
+    let mut host = Server::spawn("fnhost", &mut cmd, &log)?;
+    let result = host
+        .wait_http_ok(&addr, "/readyz", Duration::from_secs(120))
+        .and_then(|_| play(root, &app, &addr, &localize, &models, &sha, &log));
     drop(host);
-    server.stop();
+    drop(server);
     match &result {
-        Ok(()) => {
-            fs::remove_dir_all(&work)?;
-            println!("k8s flows: passed");
+        Ok(()) => println!("k8s flows: passed"),
+        Err(_) => {
+            scratch.keep();
+            println!("k8s flows: FAILED; fnhost's log: {}", log.display());
         }
-        Err(_) => println!("k8s flows: FAILED; fnhost's log: {}", log.display()),
     }
     result
 }
 
 fn play(
+    root: &Path,
     app: &Path,
-    port: u16,
+    addr: &str,
     localize: &dyn Fn(&str) -> Result<String>,
     models: &[(&str, Vec<u8>)],
     sha: &dyn Fn(&str) -> String,
     log: &Path,
 ) -> Result<()> {
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://{addr}");
     let pi = format!("{base}/api/v0/pi?ndigits=99");
-    let iris = format!("{base}/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.2");
+    let iris = format!("{base}/api/v01/classify?{SETOSA_QUERY}");
     let pin: &[(&str, &str)] = &[("fnhost-version-pin", "candidate")];
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while get(&format!("{base}/readyz"), &[]).map(|r| r.status).ok() != Some(200) {
-        ensure!(
-            Instant::now() < deadline,
-            "fnhost was not ready within 120 s"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let http = Client::new(Duration::from_secs(10));
+    let get = |url: &str, headers: &[(&str, &str)]| -> Result<Response> {
+        http.request("GET", url, headers, None)
+    };
     println!("k8s flows: base is served");
 
     // Every label of `n` requests must be `want`.
     let all = |url: &str, headers: &[(&str, &str)], n: usize, want: &str| -> Result<bool> {
         for _ in 0..n {
             let r = get(url, headers)?;
-            ensure!(r.status == 200, "GET {url}: HTTP {}: {}", r.status, r.body);
+            ensure!(
+                r.status == 200,
+                "GET {url}: HTTP {}: {}",
+                r.status,
+                r.text()
+            );
             if r.header("fnhost-version-label") != Some(want) {
                 return Ok(false);
             }
@@ -613,7 +591,7 @@ fn play(
         Ok(all(&pi, &[], 20, "v1")? && all(&iris, &[], 20, "model-v1")?)
     })?;
     let r = get(&pi, &[])?;
-    check_pi(&r.body)?;
+    check_pi(root, &r, 99)?;
     ensure!(
         r.header("fnhost-version") == Some(&format!("pi@{}", &sha("pi_picrunch")[..8])),
         "pi v1 is {:?}, expected pi@{} (pi_picrunch)",
@@ -628,8 +606,7 @@ fn play(
     let mut v2 = 0;
     for _ in 0..400 {
         let r = get(&pi, &[])?;
-        ensure!(r.status == 200, "canary: HTTP {}: {}", r.status, r.body);
-        check_pi(&r.body)?;
+        check_pi(root, &r, 99).context("canary")?;
         match r.header("fnhost-version-label") {
             Some("v2") => v2 += 1,
             Some("v1") => {}
@@ -662,11 +639,11 @@ fn play(
 
     kubelet_write(app, 3, &localize("overlays/canary/promote")?, models)?;
     settle("promote (pi v2 only)", &|| all(&pi, &[], 40, "v2"))?;
-    check_pi(&get(&pi, &[])?.body)?;
+    check_pi(root, &get(&pi, &[])?, 99)?;
 
     // A broken update (the digest does not match the module at the URL, nor anything cached)
     // is refused and the serving configuration stays.
-    let wrong = crate::image::sha256_hex(b"fnhost k8s flows: not the module");
+    let wrong = sha256_hex(b"fnhost k8s flows: not the module");
     let broken = localize("overlays/canary/promote")?.replace(&sha("pi_chudnovsky"), &wrong);
     kubelet_write(app, 4, &broken, models)?;
     let t = Instant::now();
@@ -692,11 +669,7 @@ fn play(
         "blue-green: unpinned requests reached the staged model-v2"
     );
     ensure!(all(&pi, &[], 20, "v2")?, "blue-green: pi is no longer v2");
-    let species = json_string_field(&get(&iris, pin)?.body, "species");
-    ensure!(
-        species.as_deref() == Some("Iris setosa"),
-        "model-v2 answered {species:?}"
-    );
+    check_setosa(&get(&iris, pin)?).context("model-v2")?;
 
     kubelet_write(app, 6, &localize("overlays/blue-green/switch")?, models)?;
     settle("switch (iris model-v2 serves, model-v1 staged)", &|| {
@@ -713,86 +686,6 @@ fn play(
                 && all(&iris, pin, 1, "model-v1")?)
         },
     )?;
-    check_pi(&get(&pi, &[])?.body)?;
+    check_pi(root, &get(&pi, &[])?, 99)?;
     Ok(())
-}
-
-/// The host process, stopped by PID (SIGTERM, then SIGKILL after 10 s) when dropped.
-struct HostProcess(std::process::Child);
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        let pid = self.0.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let t = Instant::now();
-        while matches!(self.0.try_wait(), Ok(None)) {
-            if t.elapsed() > Duration::from_secs(10) {
-                let _ = self.0.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.wait();
-    }
-}
-
-/// A minimal static file server on 127.0.0.1 (the module store stand-in): GET of a file name
-/// in `dir`, one request per connection.
-struct StaticServer {
-    port: u16,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl StaticServer {
-    fn start(dir: &Path) -> Result<StaticServer> {
-        use std::io::{BufRead, BufReader, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (dir, flag) = (dir.to_path_buf(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if flag.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(mut conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-                let mut reader = BufReader::new(match conn.try_clone() {
-                    Ok(c) => c,
-                    Err(_) => continue,
-                });
-                let mut request = String::new();
-                if reader.read_line(&mut request).is_err() {
-                    continue;
-                }
-                let mut line = String::new();
-                while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
-                    line.clear();
-                }
-                let name = request
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or("/")
-                    .trim_start_matches('/');
-                let body = (!name.contains('/') && !name.starts_with('.'))
-                    .then(|| fs::read(dir.join(name)).ok())
-                    .flatten();
-                let _ = match body {
-                    Some(b) => conn
-                        .write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: application/wasm\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len()).as_bytes())
-                        .and_then(|_| conn.write_all(&b)),
-                    None => conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-                };
-            }
-        });
-        println!("k8s flows: module store stand-in on http://127.0.0.1:{port}/");
-        Ok(StaticServer { port, stop, thread })
-    }
-
-    fn stop(self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
-        let _ = self.thread.join();
-    }
 }

@@ -1,0 +1,87 @@
+//! The generic ONNX model component: wasm glue only. It asks the instance's [`ModelCache`] for
+//! the model in the directory the host grants at `/model` (loaded once per version of the
+//! files, kept while the instance is reused), reads the body of a POST up to onnx-core's size
+//! limit, and hands everything to [`onnx_core::respond`], whose [`Reply`] it turns into the
+//! HTTP response. A `server-timing` header says how long loading the model (when this request
+//! loaded it) and answering took inside the guest.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use onnx_core::{respond, ModelCache, Reply, Request, MAX_BODY_BYTES};
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{FullBody, HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+/// Where the manifest's `files` entry mounts the model directory.
+const MODEL_DIR: &str = "/model";
+
+/// One per instance: a reused instance (fnhost's `instance_reuse`) keeps its loaded model.
+static CACHE: Mutex<ModelCache> = Mutex::new(ModelCache::new());
+
+#[spin_sdk::http_service]
+async fn handle(
+    req: spin_sdk::http::Request,
+) -> Result<(StatusCode, HeaderMap, FullBody<Bytes>), spin_sdk::http::Error> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+
+    let mut body = Vec::new();
+    if method == "POST" {
+        // Stop one byte past the limit: respond() then answers 413.
+        let mut chunks = req.into_body().stream();
+        while let Some(chunk) = chunks.next().await {
+            body.extend_from_slice(&chunk?);
+            if body.len() > MAX_BODY_BYTES {
+                break;
+            }
+        }
+    }
+
+    let started = Instant::now();
+    // No await while the lock is held: requests on one instance take turns here.
+    let lookup = CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .lookup(Path::new(MODEL_DIR));
+    let request = Request {
+        method: &method,
+        path: &path,
+        query: query.as_deref(),
+        content_type: content_type.as_deref(),
+        body: &body,
+    };
+    let mut reply = respond(&request, lookup.model.as_deref());
+    let mut timing = Vec::new();
+    if let Some(load) = lookup.loaded_in {
+        timing.push(format!("load;dur={:.3}", load.as_secs_f64() * 1e3));
+    }
+    timing.push(format!(
+        "total;dur={:.3}",
+        started.elapsed().as_secs_f64() * 1e3
+    ));
+    reply.headers.push(("server-timing", timing.join(", ")));
+    into_http(reply)
+}
+
+fn into_http(
+    reply: Reply,
+) -> Result<(StatusCode, HeaderMap, FullBody<Bytes>), spin_sdk::http::Error> {
+    let status = StatusCode::from_u16(reply.status)
+        .map_err(|e| spin_sdk::http::Error::other(e.to_string()))?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in reply.headers {
+        let value = HeaderValue::try_from(value)
+            .map_err(|e| spin_sdk::http::Error::other(e.to_string()))?;
+        headers.insert(HeaderName::from_static(name), value);
+    }
+    Ok((status, headers, FullBody::new(Bytes::from(reply.body))))
+}

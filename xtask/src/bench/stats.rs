@@ -1,0 +1,60 @@
+//! The statistics and number formats of the benchmark tables.
+
+/// The median (the mean of the two middle values for an even count; NaN for none).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+pub fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(0.0, f64::max)
+}
+
+pub fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::MAX, f64::min)
+}
+
+/// Seconds as µs, ms or s with two decimals.
+pub fn fmt_s(s: f64) -> String {
+    if s < 0.001 {
+        format!("{:.1} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+/// Milliseconds as whole µs below 1 ms, else ms with two decimals.
+pub fn fmt_ms(ms: f64) -> String {
+    if ms < 1.0 {
+        format!("{:.0} µs", ms * 1000.0)
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_formats() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+        assert_eq!(fmt_s(0.000_25), "250.0 µs");
+        assert_eq!(fmt_s(0.724_17), "724.17 ms");
+        assert_eq!(fmt_s(9.214), "9.21 s");
+        assert_eq!(fmt_ms(0.41), "410 µs");
+        assert_eq!(fmt_ms(4.3), "4.30 ms");
+    }
+}

@@ -1,0 +1,217 @@
+//! Section 2b, what the CPU-time timeouts (epoch interruption) cost: the same manifest served
+//! by two fnhost processes side by side, one with its defaults and one with
+//! `--no-cpu-timeouts`, measured alternately (req/s and server CPU time per request); and the
+//! same for `wasmtime serve -W timeout` against no timeout.
+
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+
+use super::servers::{
+    check_route, spin_toml_with_reuse, start_wasmtime, write_manifest, Fnhost, IRIS_PATH,
+    PI_10K_PATH, PI_PATH,
+};
+use super::stats::median;
+use super::wrk;
+use super::Ctx;
+
+/// Routes measured: name, path, component for `wasmtime serve`.
+pub const ROUTES: [(&str, &str, &str); 3] = [
+    ("iris GET", IRIS_PATH, "iris"),
+    ("pi ndigits=100", PI_PATH, "pi_chudnovsky"),
+    ("pi ndigits=10000", PI_10K_PATH, "pi_chudnovsky"),
+];
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TimeoutCost {
+    pub conns: u32,
+    pub seconds_per_run: u32,
+    /// Runs of each side.
+    pub runs_each: usize,
+    /// Whether each side had an unrecorded 1-second warm-up.
+    pub warm_up: bool,
+    pub rows: Vec<OnOffRow>,
+}
+
+/// One server, instance mode and route: the runs with timeouts on and off, in order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OnOffRow {
+    pub server: String,
+    pub mode: String,
+    pub route: String,
+    pub timeouts_on_req_per_s: Vec<f64>,
+    pub timeouts_off_req_per_s: Vec<f64>,
+    pub timeouts_on_cpu_us_per_request: Vec<f64>,
+    pub timeouts_off_cpu_us_per_request: Vec<f64>,
+}
+
+impl OnOffRow {
+    /// Median req/s with timeouts on over off.
+    pub fn on_over_off(&self) -> f64 {
+        median(&self.timeouts_on_req_per_s) / median(&self.timeouts_off_req_per_s)
+    }
+
+    /// The target: on / off ≥ 0.95.
+    pub fn within_5_percent(&self) -> bool {
+        self.on_over_off() >= 0.95
+    }
+}
+
+/// A server under test: its PID (for CPU time) and address.
+struct Side<'a> {
+    pid: u32,
+    addr: &'a str,
+}
+
+/// wrk against the `on` and `off` servers alternately, `pairs` times, recording req/s and the
+/// server's CPU time per request (from /proc, around each run).
+#[allow(clippy::too_many_arguments)]
+fn measure_on_off(
+    ctx: &Ctx,
+    (server, mode, route): (&str, &str, &str),
+    sides: [Side; 2],
+    path: &str,
+    conns: u32,
+    secs: u32,
+    pairs: usize,
+    warm_up: bool,
+) -> Result<OnOffRow> {
+    let mut rps: [Vec<f64>; 2] = Default::default();
+    let mut cpu_us: [Vec<f64>; 2] = Default::default();
+    for side in &sides {
+        check_route(ctx, side.addr, path)?;
+        if warm_up {
+            wrk::run(&format!("http://{}{path}", side.addr), conns, 1)?;
+        }
+    }
+    for _ in 0..pairs {
+        for (i, side) in sides.iter().enumerate() {
+            let cpu_before = devkit::process::cpu_time(side.pid)?;
+            let w = wrk::run(&format!("http://{}{path}", side.addr), conns, secs)?;
+            let cpu = devkit::process::cpu_time(side.pid)? - cpu_before;
+            ensure!(
+                w.clean(),
+                "timeout cost {server} {mode} {route}: {} non-2xx, {} socket errors, {} requests",
+                w.non2xx,
+                w.socket_errors,
+                w.requests
+            );
+            rps[i].push(w.rps);
+            cpu_us[i].push(cpu.as_micros() as f64 / w.requests as f64);
+        }
+    }
+    for side in &sides {
+        check_route(ctx, side.addr, path)?;
+    }
+    let [on_rps, off_rps] = rps;
+    let [on_cpu, off_cpu] = cpu_us;
+    Ok(OnOffRow {
+        server: server.to_string(),
+        mode: mode.to_string(),
+        route: route.to_string(),
+        timeouts_on_req_per_s: on_rps,
+        timeouts_off_req_per_s: off_rps,
+        timeouts_on_cpu_us_per_request: on_cpu,
+        timeouts_off_cpu_us_per_request: off_cpu,
+    })
+}
+
+pub fn run(ctx: &Ctx) -> Result<TimeoutCost> {
+    let (secs, pairs) = if ctx.quick { (1u32, 2usize) } else { (5, 3) };
+    let conns = 16;
+    let reuse_manifest = write_manifest(
+        ctx,
+        "spin-reuse128-timeouts.toml",
+        &spin_toml_with_reuse(ctx, 128)?,
+    )?;
+    let cache = ctx.work.join("cache-timeouts");
+    let mut rows = Vec::new();
+    for (mode, manifest) in [
+        ("fresh", ctx.root.join("spin.toml")),
+        ("reuse128", reuse_manifest),
+    ] {
+        // Both servers run side by side; only the one under load does work.
+        let on = Fnhost::start(
+            ctx,
+            &format!("fnhost-{mode}-timeouts-on"),
+            &manifest,
+            &cache,
+            &[],
+        )?;
+        let off = Fnhost::start(
+            ctx,
+            &format!("fnhost-{mode}-timeouts-off"),
+            &manifest,
+            &cache,
+            &["--no-cpu-timeouts"],
+        )?;
+        for (route, path, _) in ROUTES {
+            rows.push(measure_on_off(
+                ctx,
+                ("fnhost", mode, route),
+                [
+                    Side {
+                        pid: on.server.pid(),
+                        addr: &on.addr,
+                    },
+                    Side {
+                        pid: off.server.pid(),
+                        addr: &off.addr,
+                    },
+                ],
+                path,
+                conns,
+                secs,
+                pairs,
+                !ctx.quick,
+            )?);
+        }
+    }
+    // The same comparison for wasmtime serve, whose `-W timeout` is also epoch interruption:
+    // how much of the cost is the mechanism rather than fnhost's use of it.
+    if ctx.wasmtime.is_some() {
+        for (route, path, wasm) in ROUTES {
+            let (on, on_addr) = start_wasmtime(
+                ctx,
+                &format!("wasmtime-timeouts-on-{wasm}"),
+                wasm,
+                true,
+                &["-W", "timeout=30s"],
+                path,
+            )?;
+            let (off, off_addr) = start_wasmtime(
+                ctx,
+                &format!("wasmtime-timeouts-off-{wasm}"),
+                wasm,
+                true,
+                &[],
+                path,
+            )?;
+            rows.push(measure_on_off(
+                ctx,
+                ("wasmtime serve", "fresh", route),
+                [
+                    Side {
+                        pid: on.pid(),
+                        addr: &on_addr,
+                    },
+                    Side {
+                        pid: off.pid(),
+                        addr: &off_addr,
+                    },
+                ],
+                path,
+                conns,
+                secs,
+                pairs,
+                true,
+            )?);
+        }
+    }
+    Ok(TimeoutCost {
+        conns,
+        seconds_per_run: secs,
+        runs_each: pairs,
+        warm_up: !ctx.quick,
+        rows,
+    })
+}

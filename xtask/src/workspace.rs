@@ -1,0 +1,124 @@
+//! The workspace: where it is, how its crates are built, and the test run CI makes
+//! (`cargo xtask test`). Builds use the release profile that tests, serving and benchmarks share.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Result;
+use devkit::cmd::{capture, run};
+use devkit::install::{pip_install, PipPackage};
+
+use crate::{bench, image, k8s};
+
+/// The components `cargo xtask up` serves (crate names).
+const FUNCTIONS: &[&str] = &["pi-chudnovsky", "pi-picrunch", "iris"];
+/// Test-only components used by the end-to-end tests.
+const TEST_COMPONENTS: &[&str] = &["test-faults", "test-hello-p2"];
+/// Native crates whose tests `cargo xtask test` runs.
+const NATIVE_TEST_CRATES: &[&str] = &[
+    "fnhost",
+    "pi-core",
+    "iris-core",
+    "iris-train",
+    "fn-reply",
+    "e2e",
+    "devkit",
+    "xtask",
+];
+
+/// Spin's manifest JSON Schema, vendored (see `tests/spec/README.md`), from the root.
+pub const SPIN_SCHEMA: &str = "tests/spec/spin-manifest-v2.schema.json";
+
+pub use devkit::workspace::{root, target_dir};
+
+/// Where `cargo xtask build` puts the components.
+pub fn wasm_dir() -> PathBuf {
+    target_dir().join("wasm32-wasip2/release")
+}
+
+/// `cargo`, in the workspace root.
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // A set RUST_BACKTRACE makes every WASIp3 request capture a backtrace (~4% CPU).
+    c.env_remove("RUST_BACKTRACE").current_dir(root());
+    c
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let installed = capture(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if installed.lines().any(|l| l.trim() == "wasm32-wasip2") {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
+}
+
+/// Builds the components (and the test components when `with_tests`) and the host.
+pub fn build(with_tests: bool) -> Result<()> {
+    ensure_wasm_target()?;
+    let mut wasm = cargo();
+    wasm.args(["build", "--release", "--target", "wasm32-wasip2"]);
+    for c in FUNCTIONS
+        .iter()
+        .chain(if with_tests { TEST_COMPONENTS } else { &[] })
+    {
+        wasm.args(["-p", c]);
+    }
+    run(&mut wasm)?;
+    run(cargo().args(["build", "--release", "-p", "fnhost"]))
+}
+
+pub fn up(args: &[String]) -> Result<()> {
+    build(false)?;
+    let root = root();
+    run(Command::new(target_dir().join("release/fnhost"))
+        .current_dir(&root)
+        .args(["up", "--manifest", "spin.toml"])
+        .args(args)
+        .env_remove("RUST_BACKTRACE"))
+}
+
+/// What CI runs: every test suite, then the quick benchmark.
+pub fn test() -> Result<()> {
+    let root = root();
+    build(true)?;
+    let mut t = cargo();
+    t.args(["test", "--release"]);
+    for c in NATIVE_TEST_CRATES {
+        t.args(["-p", c]);
+    }
+    run(&mut t)?;
+    validate_spin_toml(&root)?;
+    k8s::validate(&root)?;
+    k8s::flows(&root)?;
+    image::docker_e2e(&root)?;
+    bench::run(&root, &bench::Options::quick())
+}
+
+/// spin.toml must stay runnable by Spin: validate it against Spin's own JSON Schema.
+fn validate_spin_toml(root: &Path) -> Result<()> {
+    pip_install(&[PipPackage::named("jsonschema")])?;
+    let script = r#"
+import json, sys, tomllib, jsonschema
+schema = json.load(open(sys.argv[1]))
+doc = tomllib.load(open(sys.argv[2], "rb"))
+jsonschema.validate(doc, schema)
+print(f"{sys.argv[2]}: valid against Spin's manifest schema")
+"#;
+    run(Command::new("python3")
+        .current_dir(root)
+        .args(["-c", script, SPIN_SCHEMA, "spin.toml"]))
+}
+
+pub fn train_iris() -> Result<()> {
+    run(cargo().args([
+        "run",
+        "--release",
+        "-p",
+        "iris-train",
+        "--",
+        "--data",
+        "functions/iris/data/iris.csv",
+        "--out",
+        "models/iris",
+    ]))
+}
