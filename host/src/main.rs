@@ -41,6 +41,8 @@ enum Command {
     Rollback(client::ComponentArgs),
     /// Change the candidate's traffic share.
     Weight(client::WeightArgs),
+    /// Set, rotate or remove the key that lets a request pin a version (fnhost-pin-key).
+    PinKey(client::PinKeyArgs),
     /// Push a component to an OCI registry (CNCF Wasm artifact); prints the manifest digest.
     Push(registry::PushArgs),
     /// Pull a component from an OCI registry.
@@ -59,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Command::Promote(a) => client::component_op(Op::Promote, a),
         Command::Rollback(a) => client::component_op(Op::Rollback, a),
         Command::Weight(a) => client::weight(a),
+        Command::PinKey(a) => client::pin_key(a),
         Command::Push(a) => registry::push(a),
         Command::Pull(a) => registry::pull(a),
     };

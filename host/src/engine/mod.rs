@@ -16,6 +16,8 @@ mod epoch;
 mod failure;
 mod guest;
 mod outbound;
+mod output;
+mod request;
 mod worker;
 mod world;
 
@@ -29,7 +31,8 @@ use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
 pub use epoch::EPOCH_TICK;
 pub use failure::{classify, Failure};
-pub use guest::{GuestState, InstancePolicy, RequestData, RequestTrace, VersionHandler};
+pub use guest::{GuestState, InstancePolicy, RequestData, VersionHandler};
+pub use request::{CancelOnDrop, RequestTrace, SlotHold};
 pub use world::World;
 
 use crate::metrics::Metrics;
@@ -45,6 +48,8 @@ pub struct EngineSettings {
     /// The largest memory any instance may have (the pooling allocator's slot size).
     pub max_memory_bytes: u64,
     pub cache_dir: PathBuf,
+    /// The key that signs compiled-module cache entries (see `cache.rs`).
+    pub cache_key: [u8; 32],
     /// Epoch interruption (CPU-time deadlines and yielding). Off only to measure its cost:
     /// without it a guest in an endless loop holds its thread until it ends.
     pub epoch_deadlines: bool,
@@ -92,7 +97,7 @@ impl Runtime {
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
 
-        let cache = cache::CompiledCache::new(&settings.cache_dir, &engine)?;
+        let cache = cache::CompiledCache::new(&settings.cache_dir, &engine, settings.cache_key)?;
         let ticker = settings
             .epoch_deadlines
             .then(|| epoch::EpochTicker::spawn(engine.clone()));
