@@ -428,7 +428,7 @@ fn push_and_pull_round_trip_in_the_cncf_layout() {
             format!("oci://{}/fnhost/pi@{printed}", registry.host()),
         ),
     ] {
-        let file = out_dir.join(&format!("by-{what}.wasm"));
+        let file = out_dir.join(format!("by-{what}.wasm"));
         let out = fnhost(&["pull", &source, "-o", file.to_str().unwrap()], &[]);
         assert!(out.status.success(), "pull by {what}: {}", stderr(&out));
         assert!(stdout(&out).contains(&printed), "{}", stdout(&out));
