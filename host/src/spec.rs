@@ -116,6 +116,14 @@ pub struct ComponentSpec {
     pub pin_key: Option<PinKey>,
 }
 
+impl ComponentSpec {
+    /// The sources the manifest names for this component: its version's and its candidate's.
+    pub fn sources(&self) -> impl Iterator<Item = &Source> {
+        std::iter::once(&self.version.source)
+            .chain(self.candidate.as_ref().map(|c| &c.version.source))
+    }
+}
+
 /// A candidate version declared in the manifest, with its traffic policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CandidateSpec {
@@ -167,6 +175,8 @@ pub struct AppLimits {
     /// Open connections per listener; beyond it new connections wait in the kernel backlog,
     /// so the host's memory stays bounded whatever the number of clients.
     pub max_connections: usize,
+    /// The largest module a URL download or registry pull may bring.
+    pub max_module_bytes: u64,
 }
 
 impl Default for AppLimits {
@@ -184,6 +194,7 @@ impl Default for AppLimits {
             max_headers: 100,
             max_header_bytes: 16 << 10,
             max_connections: 10_000,
+            max_module_bytes: 256 << 20,
         }
     }
 }
@@ -270,6 +281,8 @@ pub enum Source {
     Url { url: String, digest: Sha256 },
     /// Bytes uploaded through the admin API (never in a manifest).
     Uploaded { digest: Sha256 },
+    /// A Wasm OCI artifact in a registry: pulled, verified, cached by digest.
+    Oci(OciSource),
 }
 
 impl Source {
@@ -288,12 +301,18 @@ impl Source {
         })
     }
 
-    /// The digest a source names by itself (URL and uploaded sources), if any.
+    /// The digest a source names by itself (URL, uploaded and pinned OCI sources), if any.
     pub fn pinned_digest(&self) -> Option<&Sha256> {
         match self {
             Source::Path(_) => None,
             Source::Url { digest, .. } | Source::Uploaded { digest } => Some(digest),
+            Source::Oci(oci) => oci.digest.as_ref(),
         }
+    }
+
+    /// Whether the bytes come over the network, so a failure may pass (the start-up retries it).
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Source::Url { .. } | Source::Oci(_))
     }
 }
 
@@ -303,7 +322,148 @@ impl fmt::Display for Source {
             Source::Path(p) => write!(f, "{}", p.display()),
             Source::Url { url, digest } => write!(f, "{url} (sha256:{digest})"),
             Source::Uploaded { digest } => write!(f, "uploaded (sha256:{digest})"),
+            Source::Oci(oci) => match &oci.digest {
+                Some(digest) => write!(f, "{} (sha256:{digest})", oci.reference),
+                None => write!(f, "{}", oci.reference),
+            },
         }
+    }
+}
+
+/// A Wasm OCI artifact: where it is, and what pins it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OciSource {
+    pub reference: OciReference,
+    /// The module's sha256 (the artifact's wasm layer): given by the manifest's `digest`, or
+    /// resolved when the version loads. A loaded version's source always has it.
+    pub digest: Option<Sha256>,
+    /// Plain HTTP instead of HTTPS: only for a loopback registry or one marked insecure.
+    pub plain_http: bool,
+}
+
+impl OciSource {
+    /// `marked_insecure`: the registry is in `insecure_registries` (or `--insecure` was given).
+    pub fn new(
+        reference: OciReference,
+        digest: Option<Sha256>,
+        marked_insecure: bool,
+    ) -> OciSource {
+        let plain_http = marked_insecure || reference.is_loopback();
+        OciSource {
+            reference,
+            digest,
+            plain_http,
+        }
+    }
+}
+
+/// An OCI artifact reference that names its registry: `HOST[:PORT]/REPOSITORY[:TAG][@sha256:…]`,
+/// shown as `oci://…`. A reference with a manifest digest is pinned; a tag alone is resolved
+/// when a version loads, and the version keeps the digest it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OciReference {
+    /// `host[:port]`, as written.
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    /// The artifact manifest's digest.
+    pub manifest_digest: Option<Sha256>,
+}
+
+impl OciReference {
+    pub const SCHEME: &'static str = "oci://";
+
+    /// `oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:…]` (the `oci://` prefix is optional). The
+    /// grammar is the OCI distribution reference's; a tag defaults to `latest`.
+    pub fn parse(text: &str) -> Result<OciReference, SpecError> {
+        let bare = text.strip_prefix(Self::SCHEME).unwrap_or(text);
+        let parsed: oci_client::Reference = bare
+            .parse()
+            .map_err(|e| rule(format!("\"{text}\" is not an OCI reference: {e}")))?;
+        // Without a host the grammar means Docker Hub; fnhost has no default registry.
+        if !bare.starts_with(&format!("{}/", parsed.registry())) {
+            return Err(rule(format!(
+                "\"{text}\" must name its registry: oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:…]"
+            )));
+        }
+        let manifest_digest = parsed
+            .digest()
+            .map(|d| {
+                Sha256::parse_prefixed(d)
+                    .map_err(|e| rule(format!("\"{text}\": the manifest digest {e}")))
+            })
+            .transpose()?;
+        Ok(OciReference {
+            registry: parsed.registry().to_string(),
+            repository: parsed.repository().to_string(),
+            tag: parsed.tag().map(str::to_string),
+            manifest_digest,
+        })
+    }
+
+    /// Spin's `{ registry, package = "NS:NAME", version = "X.Y.Z" }`, mapped as wasm-pkg-client
+    /// maps a package onto an OCI registry: `REGISTRY/NS/NAME:X.Y.Z`.
+    pub fn package(
+        registry: &str,
+        package: &str,
+        version: &str,
+    ) -> Result<OciReference, SpecError> {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.split('-').all(|w| {
+                    w.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                        && w.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                })
+        };
+        let (namespace, name) = package
+            .split_once(':')
+            .filter(|(ns, n)| label_ok(ns) && label_ok(n))
+            .ok_or_else(|| {
+                rule(format!(
+                    "package must be \"NAMESPACE:NAME\" in lower-case kebab-case (e.g. \"fnhost:pi\"), got \"{package}\""
+                ))
+            })?;
+        let version = semver::Version::parse(version).map_err(|e| {
+            rule(format!(
+                "version must be a semantic version like \"1.0.0\", got \"{version}\": {e}"
+            ))
+        })?;
+        OciReference::parse(&format!("{registry}/{namespace}/{name}:{version}"))
+    }
+
+    /// This reference pinned to the manifest it resolved to (the tag kept as a name).
+    pub fn pinned(&self, manifest_digest: Sha256) -> OciReference {
+        OciReference {
+            manifest_digest: Some(manifest_digest),
+            ..self.clone()
+        }
+    }
+
+    /// Whether the registry is on this machine (`localhost`, 127.0.0.0/8, `[::1]`).
+    pub fn is_loopback(&self) -> bool {
+        let host = match self.registry.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => &self.registry,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+impl fmt::Display for OciReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}/{}", Self::SCHEME, self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.manifest_digest {
+            write!(f, "@sha256:{digest}")?;
+        }
+        Ok(())
     }
 }
 
@@ -753,6 +913,70 @@ mod tests {
         for bad in ["abc", "sha256:12", "md5:ba7816bf"] {
             assert!(Sha256::parse_prefixed(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn oci_references() {
+        let d = "a".repeat(64);
+        let r = OciReference::parse(&format!("oci://127.0.0.1:5000/fnhost/pi:1.0.0@sha256:{d}"))
+            .unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000", "fnhost/pi", Some("1.0.0"))
+        );
+        assert_eq!(r.manifest_digest.as_ref().map(Sha256::hex), Some(d.clone()));
+        assert_eq!(
+            r.to_string(),
+            format!("oci://127.0.0.1:5000/fnhost/pi:1.0.0@sha256:{d}")
+        );
+        // Spin's registry source maps as wasm-pkg-client maps packages.
+        let p = OciReference::package("ghcr.io", "fnhost:pi-digits", "1.2.3").unwrap();
+        assert_eq!(p.to_string(), "oci://ghcr.io/fnhost/pi-digits:1.2.3");
+        assert_eq!(
+            p.pinned(Sha256::of(b"m")).manifest_digest,
+            Some(Sha256::of(b"m"))
+        );
+        for (registry, package, version, why) in [
+            ("ghcr.io", "pi", "1.0.0", "NAMESPACE:NAME"),
+            ("ghcr.io", "Fnhost:pi", "1.0.0", "NAMESPACE:NAME"),
+            ("ghcr.io", "fnhost:pi", "1.0", "semantic version"),
+            ("ghcr.io", "fnhost:pi", "latest", "semantic version"),
+        ] {
+            let e = OciReference::package(registry, package, version).unwrap_err();
+            assert!(e.0.contains(why), "{package} {version}: {e}");
+        }
+        for bad in [
+            "fnhost/pi:1.0.0",
+            "oci://pi",
+            "oci://ghcr.io/pi@sha256:12",
+            "oci://",
+        ] {
+            assert!(OciReference::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback_or_marked_registries() {
+        let source = |r: &str, marked| {
+            OciSource::new(OciReference::parse(r).unwrap(), None, marked).plain_http
+        };
+        for local in [
+            "localhost:5000/a/b:1",
+            "127.0.0.1:5000/a/b:1",
+            "127.0.0.2/a/b:1",
+            "LOCALHOST:80/a/b:1",
+        ] {
+            assert!(source(local, false), "{local}");
+        }
+        for remote in [
+            "ghcr.io/a/b:1",
+            "10.0.0.1:5000/a/b:1",
+            "localhost.example.com/a/b:1",
+            "127.0.0.1.nip.io/a/b:1",
+        ] {
+            assert!(!source(remote, false), "{remote}");
+        }
+        assert!(source("registry.internal:5000/a/b:1", true));
     }
 
     #[test]

@@ -220,9 +220,17 @@ impl Deployments {
         spec: VersionSpec,
         bytes: Option<Vec<u8>>,
     ) -> anyhow::Result<Arc<Version>> {
-        let bytes = match bytes {
-            Some(b) => b,
-            None => self.sources.read(&spec.source).await?,
+        // Reading pins the source to what it resolved to (a registry tag → its digests).
+        let (bytes, spec) = match bytes {
+            Some(b) => (b, spec),
+            None => {
+                let module = self.sources.read(&spec.source).await?;
+                let spec = VersionSpec {
+                    source: module.source,
+                    ..spec
+                };
+                (module.bytes, spec)
+            }
         };
         let runtime = self.runtime.clone();
         let prepared = tokio::task::spawn_blocking(move || runtime.prepare(&bytes)).await??;

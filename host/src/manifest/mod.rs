@@ -22,7 +22,8 @@ use std::path::Path;
 use crate::router::Router;
 use crate::spec::{
     App, AppLimits, CanaryPolicy, CandidateSpec, ComponentId, ComponentSpec, FileMount, GuardSpec,
-    Label, OutboundHost, PinKey, Sha256, Source, SpecError, Stickiness, VersionSpec, Weight,
+    Label, OciReference, OciSource, OutboundHost, PinKey, Sha256, Source, SpecError, Stickiness,
+    VersionSpec, Weight,
 };
 use schema::{ManifestFile, StringOr};
 
@@ -55,6 +56,7 @@ mod bounds {
     pub const HEADERS: RangeInclusive<i64> = 1..=10_000;
     pub const CONNECTIONS: RangeInclusive<i64> = 1..=1_000_000;
     pub const INSTANCE_REUSE: RangeInclusive<i64> = 1..=100_000;
+    pub const MODULE_SIZE: RangeInclusive<u64> = 1 << 10..=4 << 30;
 }
 
 pub fn load(path: &Path) -> Result<Loaded> {
@@ -110,6 +112,7 @@ pub fn parse(text: &str, manifest_path: &Path) -> Result<Loaded> {
         file: &file,
         base,
         warnings,
+        insecure_registries: Vec::new(),
     };
     let app = convert.app(manifest, manifest_path)?;
     Ok(Loaded {
@@ -223,6 +226,8 @@ struct Convert<'a> {
     file: &'a str,
     base: &'a Path,
     warnings: Vec<String>,
+    /// `[application.tool.fnhost] insecure_registries`: registries reached over plain HTTP.
+    insecure_registries: Vec<String>,
 }
 
 impl Convert<'_> {
@@ -238,7 +243,9 @@ impl Convert<'_> {
         if m.application.name.is_empty() {
             return Err(self.err("application.name", "must be a non-empty string"));
         }
-        let limits = self.limits(m.application.tool.fnhost.unwrap_or_default())?;
+        let mut tool = m.application.tool.fnhost.unwrap_or_default();
+        self.insecure_registries = tool.insecure_registries.take().unwrap_or_default();
+        let limits = self.limits(tool)?;
         let mut components = BTreeMap::new();
         for (id, c) in m.component {
             let at = format!("component.{id}");
@@ -299,6 +306,10 @@ impl Convert<'_> {
         if let Some(n) = t.max_headers {
             l.max_headers =
                 units::count(n, bounds::HEADERS).map_err(|e| self.err(&at("max_headers"), e))?;
+        }
+        if let Some(v) = t.max_module_size {
+            l.max_module_bytes = units::size(&v, bounds::MODULE_SIZE)
+                .map_err(|e| self.err(&at("max_module_size"), e))?;
         }
         if let Some(n) = t.max_connections {
             l.max_connections = units::count(n, bounds::CONNECTIONS)
@@ -446,11 +457,30 @@ impl Convert<'_> {
                 }
                 Ok(Source::Path(path))
             }
+            StringOr::Table(t) if t.url.is_none() && t.digest.is_none() => {
+                // Spin's registry source: { registry, package, version }.
+                let missing = |key: &str, what: &str| self.err(&format!("{at}.{key}"), what);
+                let registry = t.registry.ok_or_else(|| {
+                    missing(
+                        "registry",
+                        "missing (fnhost has no default registry: name one, e.g. \"ghcr.io\")",
+                    )
+                })?;
+                let package = t
+                    .package
+                    .ok_or_else(|| missing("package", "missing (\"NAMESPACE:NAME\")"))?;
+                let version = t
+                    .version
+                    .ok_or_else(|| missing("version", "missing (\"X.Y.Z\")"))?;
+                let reference = OciReference::package(&registry, &package, &version)
+                    .map_err(|e| self.err(at, e))?;
+                Ok(self.oci(reference, None))
+            }
             StringOr::Table(t) => {
-                if t.registry.is_some() || t.package.is_some() {
+                if t.registry.is_some() || t.package.is_some() || t.version.is_some() {
                     return Err(self.err(
                         at,
-                        "registry sources are not supported; use a path or { url, digest }",
+                        "use either { url, digest } or { registry, package, version }, not both",
                     ));
                 }
                 let url = t
@@ -464,9 +494,20 @@ impl Convert<'_> {
                 })?;
                 let digest = Sha256::parse_prefixed(&digest)
                     .map_err(|e| self.err(&format!("{at}.digest"), e))?;
+                if url.starts_with(OciReference::SCHEME) {
+                    let reference =
+                        OciReference::parse(&url).map_err(|e| self.err(&format!("{at}.url"), e))?;
+                    return Ok(self.oci(reference, Some(digest)));
+                }
                 Source::url(&url, digest).map_err(|e| self.err(&format!("{at}.url"), e))
             }
         }
+    }
+
+    /// A registry source, over plain HTTP when the manifest marks its registry insecure.
+    fn oci(&self, reference: OciReference, digest: Option<Sha256>) -> Source {
+        let insecure = self.insecure_registries.contains(&reference.registry);
+        Source::Oci(OciSource::new(reference, digest, insecure))
     }
 
     fn files(&self, at: &str, list: Vec<StringOr<schema::FilesMount>>) -> Result<Vec<FileMount>> {
@@ -751,6 +792,90 @@ max_error_rate = 0.05
             assert!(err.contains(key), "no key {key} in {err}");
             assert!(err.contains(problem), "no problem {problem} in {err}");
         }
+    }
+
+    #[test]
+    fn registry_sources() {
+        let d = fixture();
+        let digest = "b".repeat(64);
+        let with_source = |source: &str| {
+            GOOD.replace(
+                "source = \"a.wasm\"\nfiles",
+                &format!("source = {source}\nfiles"),
+            )
+        };
+        let oci = |text: &str| match parse_in(&d, text).unwrap().app.components["a"]
+            .version
+            .source
+            .clone()
+        {
+            Source::Oci(o) => o,
+            other => panic!("not a registry source: {other:?}"),
+        };
+        let spin = oci(&with_source(
+            r#"{ registry = "ghcr.io", package = "fnhost:pi", version = "1.0.0" }"#,
+        ));
+        assert_eq!(spin.reference.to_string(), "oci://ghcr.io/fnhost/pi:1.0.0");
+        assert_eq!((spin.digest, spin.plain_http), (None, false));
+        let pinned = oci(&with_source(&format!(
+            r#"{{ url = "oci://127.0.0.1:5000/fnhost/pi@sha256:{digest}", digest = "sha256:{digest}" }}"#
+        )));
+        assert_eq!(pinned.digest.map(|d| d.hex()), Some(digest.clone()));
+        assert!(pinned.plain_http, "a loopback registry");
+        // Plain HTTP elsewhere only where the manifest says so.
+        let marked = oci(&with_source(
+            r#"{ registry = "registry.internal:5000", package = "fnhost:pi", version = "1.0.0" }"#,
+        )
+        .replace(
+            "memory_limit = \"64MiB\"",
+            "memory_limit = \"64MiB\"\ninsecure_registries = [\"registry.internal:5000\"]",
+        ));
+        assert!(marked.plain_http);
+
+        for (source, key, problem) in [
+            (
+                r#"{ package = "fnhost:pi", version = "1.0.0" }"#.to_string(),
+                "component.a.source.registry",
+                "no default registry",
+            ),
+            (
+                r#"{ registry = "ghcr.io", version = "1.0.0" }"#.to_string(),
+                "component.a.source.package",
+                "missing",
+            ),
+            (
+                r#"{ registry = "ghcr.io", package = "fnhost:pi", version = "one" }"#.to_string(),
+                "component.a.source",
+                "semantic version",
+            ),
+            (
+                format!(r#"{{ url = "oci://fnhost/pi:1", digest = "sha256:{digest}" }}"#),
+                "component.a.source.url",
+                "must name its registry",
+            ),
+            (
+                format!(
+                    r#"{{ url = "https://x.example/a.wasm", digest = "sha256:{digest}", registry = "ghcr.io" }}"#
+                ),
+                "component.a.source",
+                "not both",
+            ),
+        ] {
+            let err = format!("{:#}", parse_in(&d, &with_source(&source)).unwrap_err());
+            assert!(
+                err.contains(key) && err.contains(problem),
+                "{source}: {err}"
+            );
+        }
+        let too_small = GOOD.replace(
+            "memory_limit = \"64MiB\"",
+            "memory_limit = \"64MiB\"\nmax_module_size = 100",
+        );
+        let err = format!("{:#}", parse_in(&d, &too_small).unwrap_err());
+        assert!(
+            err.contains("application.tool.fnhost.max_module_size"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub struct AppTool {
     pub max_headers: Option<i64>,
     pub max_header_bytes: Option<Size>,
     pub max_connections: Option<i64>,
+    pub max_module_size: Option<Size>,
+    /// Registries (`host[:port]`) reached over plain HTTP (Spin's source table has no such key).
+    pub insecure_registries: Option<Vec<String>>,
 }
 
 /// A size as written: a number of bytes or a string with a unit.
@@ -172,7 +175,6 @@ pub struct SourceTable {
     pub digest: Option<String>,
     pub registry: Option<String>,
     pub package: Option<String>,
-    #[allow(dead_code)] // registry sources are refused
     pub version: Option<String>,
 }
 
