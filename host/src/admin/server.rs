@@ -205,7 +205,7 @@ async fn operate(
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    // Files, environment and outbound hosts come from the version it replaces unless overridden.
+    // Files, environment, outbound hosts and grants come from the version it replaces unless overridden.
     let base = slot
         .state()
         .current
@@ -226,6 +226,7 @@ async fn operate(
         },
         environment: base.environment,
         allowed_outbound_hosts: base.allowed_outbound_hosts,
+        grants: base.grants,
         label: p.label,
     };
     let version = deployments.load(name, spec, bytes).await.map_err(refusal)?;

@@ -208,6 +208,9 @@ impl Deployments {
         let runtime = self.runtime.clone();
         let prepared = tokio::task::spawn_blocking(move || runtime.prepare(&bytes)).await??;
         let limits = slot.limits.lock().unwrap().clone();
+        if !prepared.unsupported_imports.is_empty() {
+            tracing::warn!(component = %slot.id, module = %prepared.sha256.short(), interfaces = %prepared.unsupported_imports.join(", "), "the component imports interfaces fnhost does not implement; calling them fails");
+        }
         let policy = InstancePolicy {
             files: spec.files.clone(),
             environment: spec
@@ -224,6 +227,7 @@ impl Deployments {
             } else {
                 1
             },
+            grants: self.runtime.grant(&spec.grants)?,
         };
         let handler = self.runtime.version_handler(prepared.pre, policy);
         let name: Arc<str> = format!("{}@{}", slot.id, prepared.sha256.short()).into();
