@@ -63,6 +63,8 @@ pub struct Start<'a> {
     pub cache_dir: Option<&'a Path>,
     pub extra_args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// How long the host may take to load its components and answer /healthz.
+    pub ready_timeout: Duration,
 }
 
 impl<'a> Start<'a> {
@@ -73,6 +75,7 @@ impl<'a> Start<'a> {
             cache_dir: None,
             extra_args: vec![],
             env: vec![],
+            ready_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -107,7 +110,7 @@ impl Host {
         let mut server = Server::spawn("fnhost", &mut cmd, &log)
             .map_err(|e| format!("spawning fnhost: {e:#}"))?;
         server
-            .wait_http_ok(&addr.to_string(), "/healthz", Duration::from_secs(60))
+            .wait_http_ok(&addr.to_string(), "/healthz", opts.ready_timeout)
             .map_err(|e| format!("{e:#}"))?;
         Ok(Host {
             server,

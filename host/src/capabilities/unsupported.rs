@@ -9,6 +9,8 @@
 //! (wasmtime names it, and this module checks the name against the component's imports), so
 //! the host's semver matching and type checking stay wasmtime's.
 
+use std::sync::Arc;
+
 use anyhow::{anyhow, bail, Result};
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, InstancePre, Linker, LinkerInstance, ResourceType};
@@ -32,6 +34,15 @@ impl std::fmt::Display for NotImplemented {
 }
 
 impl std::error::Error for NotImplemented {}
+
+impl NotImplemented {
+    /// Logs the call (the trap reaches the request only as "the guest trapped") and returns
+    /// the trap.
+    fn fail(&self) -> wasmtime::Error {
+        tracing::warn!(interface = %self.interface, function = %self.function, "{self}");
+        wasmtime::Error::msg(self.to_string())
+    }
+}
 
 /// The host resource type of every resource an unsupported interface defines: no function can
 /// make one, so it is never instantiated.
@@ -99,20 +110,17 @@ fn stub_item<T: Send + 'static>(
 ) -> Result<()> {
     match item {
         ComponentItem::ComponentFunc(func) => {
-            let not_implemented = NotImplemented {
+            let not_implemented = Arc::new(NotImplemented {
                 interface: interface.to_string(),
                 function: name.to_string(),
-            };
-            let message = not_implemented.to_string();
+            });
             if func.async_() {
                 instance.func_new_concurrent(name, move |_, _, _, _| {
-                    let message = message.clone();
-                    Box::pin(async move { Err(wasmtime::Error::msg(message)) })
+                    let e = not_implemented.clone();
+                    Box::pin(async move { Err(e.fail()) })
                 })?;
             } else {
-                instance.func_new(name, move |_, _, _, _| {
-                    Err(wasmtime::Error::msg(message.clone()))
-                })?;
+                instance.func_new(name, move |_, _, _, _| Err(not_implemented.fail()))?;
             }
         }
         ComponentItem::Resource(_) => {
