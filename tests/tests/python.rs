@@ -291,7 +291,7 @@ max_ndigits = "{{ pi_max_ndigits }}"
 label = "v0"
 [component.rust]
 source = "pi_chudnovsky.wasm"
-environment = { PI_MAX_NDIGITS = "20000" }
+variables = { max_ndigits = "20000" }
 "#;
 
 fn pi_fixture() -> (TempDir, Host) {
