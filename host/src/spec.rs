@@ -4,7 +4,9 @@
 //! follows Spin's id syntax, a [`Weight`] is 0–100 % in tenths, a [`GuardSpec`] has a rate in
 //! 0–1 and a window of 20–100,000 responses, a [`Stickiness`] names a valid header (lower-cased)
 //! or cookie, a [`Label`] can be sent as a header value, an [`OutboundHost`] pattern is parsed
-//! once at load. The manifest (`manifest/`) and the admin API (`admin/`) build these with the
+//! once at load, a [`VariableName`] is Spin's `lower_snake_case`, a [`Template`] refers only to
+//! declared application variables ([`ComponentVariables`]), a [`KeyValueStoreLabel`] is
+//! `default`. The manifest (`manifest/`) and the admin API (`admin/`) build these with the
 //! same constructors, so each rule lives here and nowhere else. Constructors return a
 //! [`SpecError`] that states the rule; callers prefix the key or parameter it came from.
 

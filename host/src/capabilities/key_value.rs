@@ -28,6 +28,10 @@ use crate::spec::KeyValueStoreLabel;
 /// The database file in the state directory.
 pub const DATABASE_FILE: &str = "key-value.db";
 
+const SELECT_VALUE: &str = "SELECT value FROM key_value WHERE store = ?1 AND key = ?2";
+const UPSERT_VALUE: &str = "INSERT INTO key_value (store, key, value) VALUES (?1, ?2, ?3)
+     ON CONFLICT (store, key) DO UPDATE SET value = excluded.value";
+
 /// The host's key-value database.
 pub struct Database {
     conn: Mutex<Connection>,
@@ -76,17 +80,14 @@ impl Database {
 
     fn get(&self, store: &str, key: &str) -> DbResult<Option<Vec<u8>>> {
         self.conn()
-            .prepare_cached("SELECT value FROM key_value WHERE store = ?1 AND key = ?2")
+            .prepare_cached(SELECT_VALUE)
             .and_then(|mut s| s.query_row(params![store, key], |r| r.get(0)).optional())
             .map_err(db_err)
     }
 
     fn set(&self, store: &str, key: &str, value: &[u8]) -> DbResult<()> {
         self.conn()
-            .prepare_cached(
-                "INSERT INTO key_value (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-            )
+            .prepare_cached(UPSERT_VALUE)
             .and_then(|mut s| s.execute(params![store, key, value]))
             .map(drop)
             .map_err(db_err)
@@ -114,44 +115,51 @@ impl Database {
             .map_err(db_err)
     }
 
-    /// Adds `delta` to a value holding a little-endian i64 (a missing key counts as 0), in
-    /// one transaction.
-    fn increment(&self, store: &str, key: &str, delta: i64) -> DbResult<i64> {
+    /// Reads `key` and stores what `decide` makes of its value (nothing when it gives no new
+    /// value), in one transaction that holds SQLite's write lock from the read on.
+    fn read_modify_write<R>(
+        &self,
+        store: &str,
+        key: &str,
+        decide: impl FnOnce(Option<&[u8]>) -> DbResult<(Option<Vec<u8>>, R)>,
+    ) -> DbResult<R> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db_err)?;
         let current: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT value FROM key_value WHERE store = ?1 AND key = ?2",
-                params![store, key],
-                |r| r.get(0),
-            )
+            .query_row(SELECT_VALUE, params![store, key], |r| r.get(0))
             .optional()
             .map_err(db_err)?;
-        let current = match current {
-            None => 0,
-            Some(bytes) => i64::from_le_bytes(bytes.as_slice().try_into().map_err(|_| {
-                format!(
-                    "the value of \"{key}\" is not a 64-bit integer ({} bytes)",
-                    bytes.len()
-                )
-            })?),
-        };
-        let new = current
-            .checked_add(delta)
-            .ok_or_else(|| format!("incrementing \"{key}\" by {delta} overflows"))?;
-        tx.execute(
-            "INSERT INTO key_value (store, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-            params![store, key, new.to_le_bytes().as_slice()],
-        )
-        .map_err(db_err)?;
-        tx.commit().map_err(db_err)?;
-        Ok(new)
+        let (new, result) = decide(current.as_deref())?;
+        if let Some(new) = new {
+            tx.execute(UPSERT_VALUE, params![store, key, new])
+                .map_err(db_err)?;
+            tx.commit().map_err(db_err)?;
+        }
+        Ok(result)
     }
 
-    /// Sets `key` to `value` if it still holds `expected` (None: absent), in one transaction.
+    /// Adds `delta` to a value holding a little-endian i64 (a missing key counts as 0).
+    fn increment(&self, store: &str, key: &str, delta: i64) -> DbResult<i64> {
+        self.read_modify_write(store, key, |current| {
+            let current = match current {
+                None => 0,
+                Some(bytes) => i64::from_le_bytes(bytes.try_into().map_err(|_| {
+                    format!(
+                        "the value of \"{key}\" is not a 64-bit integer ({} bytes)",
+                        bytes.len()
+                    )
+                })?),
+            };
+            let new = current
+                .checked_add(delta)
+                .ok_or_else(|| format!("incrementing \"{key}\" by {delta} overflows"))?;
+            Ok((Some(new.to_le_bytes().to_vec()), new))
+        })
+    }
+
+    /// Sets `key` to `value` if it still holds `expected` (None: absent).
     fn compare_and_swap(
         &self,
         store: &str,
@@ -159,29 +167,13 @@ impl Database {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> DbResult<bool> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err)?;
-        let current: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT value FROM key_value WHERE store = ?1 AND key = ?2",
-                params![store, key],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(db_err)?;
-        if current.as_deref() != expected {
-            return Ok(false);
-        }
-        tx.execute(
-            "INSERT INTO key_value (store, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-            params![store, key, value],
-        )
-        .map_err(db_err)?;
-        tx.commit().map_err(db_err)?;
-        Ok(true)
+        self.read_modify_write(store, key, |current| {
+            Ok(if current == expected {
+                (Some(value.to_vec()), true)
+            } else {
+                (None, false)
+            })
+        })
     }
 }
 
