@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 
 use crate::cmd::run;
+use crate::install::pip_install_with;
 use crate::workspace::{root, target_dir};
 
 /// The venv's copy of the `requirements.txt` it was made from.
@@ -34,16 +35,7 @@ pub fn ensure_venv(requirements: &Path, venv: &Path) -> Result<PathBuf> {
         std::fs::remove_dir_all(venv).with_context(|| format!("removing {}", venv.display()))?;
     }
     run(Command::new("python3").arg("-m").arg("venv").arg(venv))?;
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(requirements))?;
+    run(pip_install_with(&python).arg("-r").arg(requirements))?;
     std::fs::write(&stamp, &wanted)?;
     Ok(python)
 }
