@@ -38,8 +38,12 @@ use crate::capabilities::{self, Grants, HostCapabilities};
 use crate::metrics::Metrics;
 use crate::spec::{CapabilityGrants, Sha256};
 
-/// How much of each pooled linear memory stays resident between instances (see `Runtime::new`).
-const KEEP_RESIDENT_BYTES: usize = 4 << 20;
+/// How much of each pooled linear memory stays resident between instances (see `pooling`):
+/// enough for a Python interpreter's working set (a Spin-SDK component touches tens of MiB
+/// per instance), whose pages would otherwise be faulted in again for every fresh instance.
+/// Only pages a guest wrote are kept and copied back from the image, so small guests keep
+/// only what they use.
+const KEEP_RESIDENT_BYTES: usize = 64 << 20;
 
 /// Engine-wide settings, from the command line and `[application.tool.fnhost]`.
 #[derive(Debug, Clone)]
