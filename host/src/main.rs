@@ -39,6 +39,8 @@ enum Command {
     Rollback(client::ComponentArgs),
     /// Change the candidate's traffic share.
     Weight(client::WeightArgs),
+    /// Set, rotate or remove the key that lets a request pin a version (fnhost-pin-key).
+    PinKey(client::PinKeyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Promote(a) => client::component_op(Op::Promote, a),
         Command::Rollback(a) => client::component_op(Op::Rollback, a),
         Command::Weight(a) => client::weight(a),
+        Command::PinKey(a) => client::pin_key(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -113,6 +113,9 @@ pub struct ComponentSpec {
     pub limits: ComponentLimits,
     /// A declared candidate (canary / blue-green), from `[component.NAME.tool.fnhost.candidate]`.
     pub candidate: Option<CandidateSpec>,
+    /// The key a request must present to pin a version (`tool.fnhost.pin_key`); without one,
+    /// no request can pin.
+    pub pin_key: Option<PinKey>,
 }
 
 /// A candidate version declared in the manifest, with its traffic policy.
@@ -159,6 +162,9 @@ pub struct AppLimits {
     /// How long a client may take to send a request head; it also closes idle keep-alive
     /// connections (hyper starts the timer when it waits for the next head).
     pub header_read_timeout: Duration,
+    /// How long a client may take to send a request body (→ 408); no execution slot is held
+    /// while it does.
+    pub body_read_timeout: Duration,
     pub max_headers: usize,
     pub max_header_bytes: usize,
     /// Open connections per listener; beyond it new connections wait in the kernel backlog,
@@ -177,6 +183,7 @@ impl Default for AppLimits {
             max_concurrent_requests: 4 * cores,
             max_queued_requests: 256,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             max_headers: 100,
             max_header_bytes: 16 << 10,
             max_connections: 10_000,
@@ -370,6 +377,36 @@ impl<'de> Deserialize<'de> for Label {
     }
 }
 
+/// The secret that lets a request pin a version with `fnhost-version-pin` (sent in the
+/// `fnhost-pin-key` header). Only its sha256 is kept; it is compared in constant time and never
+/// shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PinKey([u8; 32]);
+
+impl PinKey {
+    pub fn new(key: &str) -> Result<PinKey, SpecError> {
+        if key.len() < 16 || key.len() > 256 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(rule(
+                "a pin key must be 16 to 256 visible ASCII characters (no spaces)",
+            ));
+        }
+        Ok(PinKey(sha2::Sha256::digest(key.as_bytes()).into()))
+    }
+
+    /// Whether `given` is this key (constant time in the key's content).
+    pub fn matches(&self, given: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        let given: [u8; 32] = sha2::Sha256::digest(given).into();
+        given.ct_eq(&self.0).into()
+    }
+}
+
+impl fmt::Debug for PinKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PinKey(…)")
+    }
+}
+
 /// A candidate's share of traffic: 0–100 % with at most one decimal, kept in tenths of a
 /// percent (per mille) so a draw in 0..1000 decides exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -531,8 +568,20 @@ enum HostPattern {
 enum PortPattern {
     Any,
     Exact(u16),
-    /// No port written: the scheme's default port (any port when the scheme is `*`).
-    Default,
+}
+
+/// The port a scheme uses when none is written (Spin's rule: a pattern without a port means
+/// the scheme's default port; a scheme without one needs an explicit port or `:*`).
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" | "ws" => Some(80),
+        "https" | "wss" => Some(443),
+        "postgres" => Some(5432),
+        "mysql" => Some(3306),
+        "redis" => Some(6379),
+        "mqtt" => Some(1883),
+        _ => None,
+    }
 }
 
 impl OutboundHost {
@@ -560,7 +609,11 @@ impl OutboundHost {
             return Err(bad("no host"));
         }
         let port = match port {
-            None => PortPattern::Default,
+            None => PortPattern::Exact(default_port(&scheme.to_ascii_lowercase()).ok_or_else(|| {
+                bad(&format!(
+                    "no port, and the scheme \"{scheme}\" has no default port: write one (\":8080\") or \":*\" for any"
+                ))
+            })?),
             Some("*") => PortPattern::Any,
             Some(p) => PortPattern::Exact(p.parse().map_err(|_| bad("the port is not a number"))?),
         };
@@ -590,11 +643,6 @@ impl OutboundHost {
         let port_ok = match self.port {
             PortPattern::Any => true,
             PortPattern::Exact(p) => p == port,
-            PortPattern::Default => match self.scheme.as_deref() {
-                None => true,
-                Some("http") => port == 80,
-                Some(_) => port == 443,
-            },
         };
         let host_ok = match &self.host {
             HostPattern::Any => true,
@@ -846,6 +894,11 @@ mod tests {
         assert!(Stickiness::cookie("uid").is_ok());
         assert!(Stickiness::cookie("a=b").is_err());
         assert!(Label::new("v2").is_ok());
+        let key = PinKey::new("a-long-enough-secret").unwrap();
+        assert!(key.matches(b"a-long-enough-secret"));
+        assert!(!key.matches(b"a-long-enough-secreT"));
+        assert!(PinKey::new("short").is_err());
+        assert_eq!(format!("{key:?}"), "PinKey(…)");
         for bad in ["", "two words", "ünï", &"x".repeat(65)] {
             assert!(Label::new(bad).is_err(), "{bad}");
         }
@@ -909,6 +962,28 @@ mod tests {
             ("http://127.0.0.1:8081", "http", "127.0.0.1", 8081, true),
             ("http://127.0.0.1:*", "http", "127.0.0.1", 9, true),
             ("*://*:*", "https", "x.y", 1, true),
+            // Spin's rule: no port means the scheme's default port, never any port.
+            (
+                "http://api.example.com",
+                "http",
+                "api.example.com",
+                80,
+                true,
+            ),
+            (
+                "http://api.example.com",
+                "http",
+                "api.example.com",
+                8080,
+                false,
+            ),
+            (
+                "*://api.example.com:443",
+                "http",
+                "api.example.com",
+                443,
+                true,
+            ),
         ];
         for (pattern, scheme, host, port, want) in cases {
             assert_eq!(
@@ -925,6 +1000,8 @@ mod tests {
             "https://a*b.example.com",
             "https://x:port",
             "https://{{ host }}",
+            "*://api.example.com",
+            "ftp://files.example.com",
         ] {
             assert!(OutboundHost::parse(bad).is_err(), "{bad}");
         }

@@ -174,6 +174,19 @@ impl Host {
     pub fn rss_kib(&self) -> u64 {
         self.server.rss_kib().unwrap()
     }
+
+    /// CPU time the host process has used so far (all threads).
+    pub fn cpu_time(&self) -> Duration {
+        self.server.cpu_time().unwrap()
+    }
+
+    /// The value of an unlabelled metric (`fnhost_requests_in_flight`), from the admin API.
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = self.admin("GET", "/metrics", None).text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+    }
 }
 
 /// A response, whatever its status, with the accessors the tests assert on.

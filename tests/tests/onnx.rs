@@ -136,9 +136,7 @@ fn compiled_cache() -> &'static Path {
             .spawn()
             .unwrap();
         let started = Instant::now();
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(5))
-            .build();
+        let agent = e2e::Client::new(Duration::from_secs(5));
         let up = wait_until(Duration::from_secs(600), || {
             matches!(child.try_wait(), Ok(Some(_)))
                 || e2e::try_send(&agent, "GET", &format!("http://127.0.0.1:{port}/healthz"))

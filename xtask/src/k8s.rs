@@ -200,10 +200,12 @@ fn render(step: &Step, m: &Modules, modules_url: &str) -> String {
          name = \"fnhost-functions\"\n\
          version = \"0.1.0\"\n\
          description = \"pi digits and iris classification, served by fnhost on Kubernetes\"\n\n\
-         # The same limits as the repository's spin.toml.\n\
+         # The same limits as the repository's spin.toml; the per-pod concurrency is explicit\n\
+         # so that 6 x 128 MiB of guest memory plus the host's own fits the pod's 1 GiB.\n\
          [application.tool.fnhost]\n\
          request_timeout = \"30s\"\n\
-         memory_limit = \"128MiB\"\n\n\
+         memory_limit = \"128MiB\"\n\
+         max_concurrent_requests = 6\n\n\
          [[trigger.http]]\n\
          route = \"/api/v0/pi\"\n\
          component = \"pi\"\n\n\

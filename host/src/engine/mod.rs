@@ -18,6 +18,8 @@ mod epoch;
 mod failure;
 mod guest;
 mod outbound;
+mod output;
+mod request;
 mod worker;
 mod world;
 
@@ -31,7 +33,8 @@ use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
 pub use epoch::EPOCH_TICK;
 pub use failure::{classify, Failure};
-pub use guest::{GuestState, InstancePolicy, RequestData, RequestTrace, VersionHandler};
+pub use guest::{GuestState, InstancePolicy, RequestData, VersionHandler};
+pub use request::{CancelOnDrop, RequestTrace, SlotHold};
 pub use world::World;
 
 use crate::capabilities::{self, Grants, HostCapabilities};
@@ -54,6 +57,8 @@ pub struct EngineSettings {
     pub cache_dir: PathBuf,
     /// Where host-owned guest state lives (the key-value database).
     pub state_dir: PathBuf,
+    /// The key that signs compiled-module cache entries (see `cache.rs`).
+    pub cache_key: [u8; 32],
     /// Epoch interruption (CPU-time deadlines and yielding). Off only to measure its cost:
     /// without it a guest in an endless loop holds its thread until it ends.
     pub epoch_deadlines: bool,
@@ -105,7 +110,7 @@ impl Runtime {
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
         capabilities::add_to_linker(&mut linker)?;
 
-        let cache = cache::CompiledCache::new(&settings.cache_dir, &engine)?;
+        let cache = cache::CompiledCache::new(&settings.cache_dir, &engine, settings.cache_key)?;
         let ticker = settings
             .epoch_deadlines
             .then(|| epoch::EpochTicker::spawn(engine.clone()));

@@ -23,8 +23,8 @@ use crate::router::Router;
 use crate::spec::{
     App, AppLimits, AppVariable, CanaryPolicy, CandidateSpec, CapabilityGrants, ComponentId,
     ComponentSpec, ComponentVariables, FileMount, GuardSpec, KeyValueStoreLabel, Label,
-    OutboundHost, Sha256, Source, SpecError, Stickiness, Template, VariableName, VersionSpec,
-    Weight,
+    OutboundHost, PinKey, Sha256, Source, SpecError, Stickiness, Template, VariableName,
+    VersionSpec, Weight,
 };
 use schema::{ManifestFile, StringOr};
 use std::sync::Arc;
@@ -44,6 +44,8 @@ mod bounds {
     pub const REQUEST_TIMEOUT: RangeInclusive<Duration> =
         Duration::from_millis(1)..=Duration::from_secs(24 * 3600);
     pub const HEADER_READ_TIMEOUT: RangeInclusive<Duration> =
+        Duration::from_millis(1)..=Duration::from_secs(3600);
+    pub const BODY_READ_TIMEOUT: RangeInclusive<Duration> =
         Duration::from_millis(1)..=Duration::from_secs(3600);
     /// A wasm32 linear memory addresses at most 4 GiB; below one 64 KiB page nothing runs.
     pub const MEMORY: RangeInclusive<u64> = 64 << 10..=4 << 30;
@@ -260,6 +262,10 @@ impl Convert<'_> {
             l.header_read_timeout = units::duration(&v, bounds::HEADER_READ_TIMEOUT)
                 .map_err(|e| self.err(&at("header_read_timeout"), e))?;
         }
+        if let Some(v) = t.body_read_timeout {
+            l.body_read_timeout = units::duration(&v, bounds::BODY_READ_TIMEOUT)
+                .map_err(|e| self.err(&at("body_read_timeout"), e))?;
+        }
         if let Some(v) = t.memory_limit {
             l.memory_limit_bytes =
                 units::size(&v, bounds::MEMORY).map_err(|e| self.err(&at("memory_limit"), e))?;
@@ -391,6 +397,10 @@ impl Convert<'_> {
             grants,
             label: self.label(&format!("{tat}.label"), tool.label)?,
         };
+        let pin_key = tool
+            .pin_key
+            .map(|k| PinKey::new(&k).map_err(|e| self.err(&format!("{tat}.pin_key"), e)))
+            .transpose()?;
         let candidate = tool
             .candidate
             .map(|t| self.candidate(&format!("{tat}.candidate"), t, &version))
@@ -404,6 +414,7 @@ impl Convert<'_> {
                 instance_reuse.map(|n| n as u32),
             ),
             candidate,
+            pin_key,
         })
     }
 

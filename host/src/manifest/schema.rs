@@ -106,6 +106,7 @@ pub struct AppTool {
     pub max_concurrent_requests: Option<i64>,
     pub max_queued_requests: Option<i64>,
     pub header_read_timeout: Option<String>,
+    pub body_read_timeout: Option<String>,
     pub max_headers: Option<i64>,
     pub max_header_bytes: Option<Size>,
     pub max_connections: Option<i64>,
@@ -205,6 +206,7 @@ pub struct ComponentTool {
     pub memory_limit: Option<Size>,
     pub instance_reuse: Option<i64>,
     pub label: Option<String>,
+    pub pin_key: Option<String>,
     pub candidate: Option<CandidateTool>,
 }
 
