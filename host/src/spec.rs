@@ -4,7 +4,9 @@
 //! follows Spin's id syntax, a [`Weight`] is 0–100 % in tenths, a [`GuardSpec`] has a rate in
 //! 0–1 and a window of 20–100,000 responses, a [`Stickiness`] names a valid header (lower-cased)
 //! or cookie, a [`Label`] can be sent as a header value, an [`OutboundHost`] pattern is parsed
-//! once at load. The manifest (`manifest/`) and the admin API (`admin/`) build these with the
+//! once at load, a [`VariableName`] is Spin's `lower_snake_case`, a [`Template`] refers only to
+//! declared application variables ([`ComponentVariables`]), a [`KeyValueStoreLabel`] is
+//! `default`. The manifest (`manifest/`) and the admin API (`admin/`) build these with the
 //! same constructors, so each rule lives here and nowhere else. Constructors return a
 //! [`SpecError`] that states the rule; callers prefix the key or parameter it came from.
 
@@ -140,6 +142,7 @@ pub struct VersionSpec {
     pub files: Vec<FileMount>,
     pub environment: BTreeMap<String, String>,
     pub allowed_outbound_hosts: Vec<OutboundHost>,
+    pub grants: CapabilityGrants,
     pub label: Option<Label>,
 }
 
@@ -820,6 +823,173 @@ impl fmt::Display for OutboundHost {
     }
 }
 
+/// What a version may use besides files, environment and the network: Spin variables and
+/// key-value stores (`host/src/capabilities/` implements them).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CapabilityGrants {
+    pub variables: ComponentVariables,
+    pub key_value_stores: Vec<KeyValueStoreLabel>,
+}
+
+/// A Spin variable name, application or component: `lower_snake_case` (a lower-case letter,
+/// then lower-case letters, digits and underscores). The environment provider reads an
+/// application variable `api_key` from `SPIN_VARIABLE_API_KEY`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VariableName(Arc<str>);
+
+impl VariableName {
+    pub fn new(name: &str) -> Result<VariableName, SpecError> {
+        let mut bytes = name.bytes();
+        let ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            return Err(rule(format!(
+                "\"{name}\" is not a variable name: use lower_snake_case (a lower-case letter, then lower-case letters, digits and '_')"
+            )));
+        }
+        Ok(VariableName(name.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for VariableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An application variable (`[variables]`): a default, or required (a provider must give a
+/// value), never both; a secret one is never logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppVariable {
+    pub default: Option<String>,
+    pub required: bool,
+    pub secret: bool,
+}
+
+impl AppVariable {
+    pub fn new(
+        default: Option<String>,
+        required: bool,
+        secret: bool,
+    ) -> Result<AppVariable, SpecError> {
+        match (&default, required) {
+            (Some(_), true) => Err(rule(
+                "a variable is either required or has a default, not both",
+            )),
+            (None, false) => Err(rule("needs a default or required = true")),
+            _ => Ok(AppVariable {
+                default,
+                required,
+                secret,
+            }),
+        }
+    }
+}
+
+/// A component variable's value as written: text with `{{ app_variable }}` references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(Vec<TemplatePart>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    Text(String),
+    Variable(VariableName),
+}
+
+impl Template {
+    /// Parses `{{ name }}` references (spaces inside the braces are optional); any other text,
+    /// single braces included, is literal.
+    pub fn parse(text: &str) -> Result<Template, SpecError> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                parts.push(TemplatePart::Text(rest[..open].to_string()));
+            }
+            let after = &rest[open + 2..];
+            let close = after
+                .find("}}")
+                .ok_or_else(|| rule(format!("\"{text}\": '{{{{' without a closing '}}}}'")))?;
+            let name = VariableName::new(after[..close].trim())
+                .map_err(|e| rule(format!("\"{text}\": {e}")))?;
+            parts.push(TemplatePart::Variable(name));
+            rest = &after[close + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(TemplatePart::Text(rest.to_string()));
+        }
+        Ok(Template(parts))
+    }
+
+    pub fn parts(&self) -> &[TemplatePart] {
+        &self.0
+    }
+
+    /// The application variables it refers to.
+    pub fn references(&self) -> impl Iterator<Item = &VariableName> {
+        self.0.iter().filter_map(|p| match p {
+            TemplatePart::Variable(v) => Some(v),
+            TemplatePart::Text(_) => None,
+        })
+    }
+}
+
+/// The variables one component sees (`[component.NAME.variables]`), with the application's
+/// declarations their templates refer to (every reference is declared: checked at load).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ComponentVariables {
+    pub app: Arc<BTreeMap<VariableName, AppVariable>>,
+    pub component: BTreeMap<VariableName, Template>,
+}
+
+impl ComponentVariables {
+    pub fn new(
+        app: Arc<BTreeMap<VariableName, AppVariable>>,
+        component: BTreeMap<VariableName, Template>,
+    ) -> Result<ComponentVariables, SpecError> {
+        for (name, template) in &component {
+            if let Some(unknown) = template.references().find(|r| !app.contains_key(*r)) {
+                return Err(rule(format!(
+                    "{name}: refers to \"{unknown}\", which is not declared in [variables]"
+                )));
+            }
+        }
+        Ok(ComponentVariables { app, component })
+    }
+}
+
+/// A key-value store label in `key_value_stores`. fnhost has no runtime configuration, so the
+/// one store is Spin's `default`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyValueStoreLabel(Arc<str>);
+
+impl KeyValueStoreLabel {
+    pub const DEFAULT: &'static str = "default";
+
+    pub fn new(label: &str) -> Result<KeyValueStoreLabel, SpecError> {
+        if label != Self::DEFAULT {
+            return Err(rule(format!(
+                "only the \"default\" store exists (fnhost has no runtime config to define \"{label}\")"
+            )));
+        }
+        Ok(KeyValueStoreLabel(label.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyValueStoreLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1059,5 +1229,56 @@ mod tests {
         ] {
             assert!(OutboundHost::parse(bad).is_err(), "{bad}");
         }
+    }
+    #[test]
+    fn variable_names_are_lower_snake_case() {
+        for ok in ["a", "api_key", "max_ndigits2", "x_"] {
+            assert!(VariableName::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Api", "_a", "2a", "a-b", "a.b", "API_KEY", "é"] {
+            assert!(VariableName::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn app_variables_have_a_default_or_are_required() {
+        assert!(AppVariable::new(Some("1".into()), false, false).is_ok());
+        assert!(AppVariable::new(None, true, true).is_ok());
+        assert!(AppVariable::new(None, false, false).is_err());
+        assert!(AppVariable::new(Some("1".into()), true, false).is_err());
+    }
+
+    #[test]
+    fn templates_reference_declared_variables() {
+        let t = Template::parse("https://{{ host }}:{{port}}/x{y}").unwrap();
+        let refs: Vec<&str> = t.references().map(|v| v.as_str()).collect();
+        assert_eq!(refs, ["host", "port"]);
+        assert_eq!(t.parts().last(), Some(&TemplatePart::Text("/x{y}".into())));
+        assert!(Template::parse("{{ host").is_err());
+        assert!(Template::parse("{{ Host }}").is_err());
+        let app: BTreeMap<_, _> = [(
+            VariableName::new("host").unwrap(),
+            AppVariable::new(Some("h".into()), false, false).unwrap(),
+        )]
+        .into();
+        let component = |text: &str| {
+            [(
+                VariableName::new("url").unwrap(),
+                Template::parse(text).unwrap(),
+            )]
+            .into()
+        };
+        assert!(ComponentVariables::new(Arc::new(app.clone()), component("{{ host }}")).is_ok());
+        let err = ComponentVariables::new(Arc::new(app), component("{{ port }}")).unwrap_err();
+        assert!(err.0.contains("\"port\", which is not declared"), "{err}");
+    }
+
+    #[test]
+    fn key_value_stores_are_the_default_one() {
+        assert_eq!(
+            KeyValueStoreLabel::new("default").unwrap().as_str(),
+            "default"
+        );
+        assert!(KeyValueStoreLabel::new("customer").is_err());
     }
 }

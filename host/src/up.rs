@@ -43,7 +43,8 @@ pub struct UpOptions {
     /// Compiled-module and download cache.
     #[arg(long, env = "FNHOST_CACHE_DIR", default_value = ".fnhost/cache")]
     cache_dir: PathBuf,
-    /// Where the generated admin token is written (when FNHOST_ADMIN_TOKEN is not set).
+    /// Where the generated admin token (when FNHOST_ADMIN_TOKEN is not set) and the key-value
+    /// database are written.
     #[arg(long, env = "FNHOST_STATE_DIR", default_value = ".fnhost")]
     state_dir: PathBuf,
     /// Admin bearer token; generated and written to STATE_DIR/admin-token when absent.
@@ -231,6 +232,7 @@ impl UpOptions {
                 .max()
                 .unwrap_or(app.limits.memory_limit_bytes),
             cache_dir: self.cache_dir.join("compiled"),
+            state_dir: self.state_dir.clone(),
             cache_key: self.cache_key()?,
         })
     }

@@ -219,7 +219,7 @@ fn render(step: &Step, m: &Modules, modules_url: &str) -> String {
         Pi::V2 => (&m.chudnovsky, "v2"),
     };
     s += &format!(
-        "[component.pi]\nsource = {}\nenvironment = {{ PI_MAX_NDIGITS = \"1000000\" }}\n\n\
+        "[component.pi]\nsource = {}\nvariables = {{ max_ndigits = \"1000000\" }}\n\n\
          [component.pi.tool.fnhost]\nlabel = \"{pi_label}\"\n\n",
         source(pi_current)
     );

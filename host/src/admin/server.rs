@@ -255,7 +255,7 @@ async fn operate(
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    // Files, environment and outbound hosts come from the version it replaces (or, for a
+    // Files, environment, outbound hosts and grants come from the version it replaces (or, for a
     // component that never loaded, from the manifest) unless overridden.
     let base = slot.inherited_spec();
     let spec = VersionSpec {
@@ -267,6 +267,7 @@ async fn operate(
         },
         environment: base.environment,
         allowed_outbound_hosts: base.allowed_outbound_hosts,
+        grants: base.grants,
         label: p.label,
     };
     let version = deployments.load(name, spec, bytes).await.map_err(refusal)?;

@@ -235,6 +235,9 @@ impl Deployments {
         let runtime = self.runtime.clone();
         let prepared = tokio::task::spawn_blocking(move || runtime.prepare(&bytes)).await??;
         let limits = slot.limits.lock().unwrap().clone();
+        if !prepared.unsupported_imports.is_empty() {
+            tracing::warn!(component = %slot.id, module = %prepared.sha256.short(), interfaces = %prepared.unsupported_imports.join(", "), "the component imports interfaces fnhost does not implement; calling them fails");
+        }
         let policy = InstancePolicy {
             component: slot.id.clone(),
             files: spec.files.clone(),
@@ -252,6 +255,7 @@ impl Deployments {
             } else {
                 1
             },
+            grants: self.runtime.grant(&spec.grants)?,
         };
         let handler = self.runtime.version_handler(prepared.pre, policy);
         let name: Arc<str> = format!("{}@{}", slot.id, prepared.sha256.short()).into();

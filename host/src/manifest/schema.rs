@@ -28,6 +28,19 @@ pub struct ManifestFile {
     pub trigger: Triggers,
     #[serde(default)]
     pub component: BTreeMap<String, Component>,
+    /// Application variables; components see them only through their own `variables`.
+    #[serde(default)]
+    pub variables: BTreeMap<String, Variable>,
+}
+
+/// `[variables] name = { default = "…" }` or `{ required = true }`, optionally `secret = true`.
+#[derive(Debug, Deserialize)]
+pub struct Variable {
+    pub default: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub secret: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +171,9 @@ pub struct Component {
     pub files: Option<Vec<StringOr<FilesMount>>>,
     pub environment: Option<BTreeMap<String, String>>,
     pub allowed_outbound_hosts: Option<Vec<String>>,
+    /// `name = "text with {{ app_variable }}"`.
+    pub variables: Option<BTreeMap<String, String>>,
+    pub key_value_stores: Option<Vec<String>>,
     #[allow(dead_code)] // accepted; no effect on serving
     pub description: Option<Inert>,
     #[allow(dead_code)] // accepted; no effect on serving

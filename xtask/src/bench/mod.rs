@@ -19,6 +19,8 @@
 //! 4. [`live_update`]: wrk against pi while the admin API swaps v1 ↔ v2.
 //! 5. [`per_instance`]: instantiation time (metrics histogram) and RSS per concurrent
 //!    instance (sleeping requests to the test-faults component), pooling vs `--no-pooling`.
+//! 6. [`python`]: the same Python pi code as a Spin-SDK component on fnhost (fresh instance
+//!    and reuse) and under Flask natively, with the component's instantiation time and memory.
 //!
 //! `--quick` (CI) uses small sizes, short wrk runs at one connection count and skips
 //! `wasmtime serve`; it runs the same code, starts every server it uses, checks every answer,
@@ -33,6 +35,7 @@ mod machine;
 mod per_instance;
 mod pi_compute;
 mod plot;
+mod python;
 mod render;
 mod results;
 mod servers;
@@ -83,6 +86,7 @@ pub enum Section {
     Startup,
     LiveUpdate,
     PerInstance,
+    Python,
 }
 
 impl Section {
@@ -95,6 +99,7 @@ impl Section {
             Section::Startup => "3. start-up",
             Section::LiveUpdate => "4. live update",
             Section::PerInstance => "5. per-instance cost",
+            Section::Python => "6. Python pi",
         }
     }
 }
@@ -171,6 +176,7 @@ fn measure(ctx: &Ctx, section: Section, results: &mut Results) -> Result<()> {
         Section::Startup => results.startup = Some(startup::run(ctx)?),
         Section::LiveUpdate => results.live_update = Some(live_update::run(ctx)?),
         Section::PerInstance => results.per_instance = Some(per_instance::run(ctx)?),
+        Section::Python => results.python = Some(python::run(ctx)?),
     }
     Ok(())
 }
@@ -207,7 +213,13 @@ fn prepare(root: &Path, quick: bool) -> Result<Ctx> {
     }
     std::fs::create_dir_all(&work)?;
     let wasm_dir = wasm_dir();
-    for w in ["pi_chudnovsky", "pi_picrunch", "iris", "test_faults"] {
+    for w in [
+        "pi_chudnovsky",
+        "pi_picrunch",
+        "iris",
+        "test_faults",
+        "pi_python",
+    ] {
         let p = wasm_dir.join(format!("{w}.wasm"));
         ensure!(p.exists(), "{} is missing after the build", p.display());
     }

@@ -9,6 +9,7 @@ use super::live_update::LiveUpdate;
 use super::machine::Machine;
 use super::per_instance::PerInstance;
 use super::pi_compute::PiCompute;
+use super::python::PythonPi;
 use super::serving::Serving;
 use super::startup::Startup;
 use super::timeout_cost::TimeoutCost;
@@ -32,6 +33,8 @@ pub struct Results {
     pub startup: Option<Startup>,
     pub live_update: Option<LiveUpdate>,
     pub per_instance: Option<PerInstance>,
+    #[serde(default)]
+    pub python: Option<PythonPi>,
     /// The targets line, as rendered from the sections above.
     pub targets: Vec<String>,
 }
@@ -62,6 +65,7 @@ impl Results {
             startup: None,
             live_update: None,
             per_instance: None,
+            python: None,
             targets: Vec::new(),
         }
     }
