@@ -25,6 +25,10 @@ use devkit::workspace::target_dir;
 pub use devkit::{wait_until, TempDir};
 
 pub const TOKEN: &str = "e2e-admin-token-0123456789abcdef";
+/// The compiled-cache signing key of every host the tests start: tests that share a cache
+/// directory (the 25 MB Python and model components) then share its entries, as replicas
+/// sharing a cache volume do; without it each state directory has its own key.
+pub const CACHE_KEY: &str = "e2e-shared-compiled-cache-key-0123456789";
 
 pub fn fnhost_bin() -> PathBuf {
     let p = target_dir().join("release/fnhost");
@@ -63,6 +67,8 @@ pub struct Start<'a> {
     pub cache_dir: Option<&'a Path>,
     pub extra_args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// How long the host may take to load its components and answer /healthz.
+    pub ready_timeout: Duration,
 }
 
 impl<'a> Start<'a> {
@@ -73,6 +79,7 @@ impl<'a> Start<'a> {
             cache_dir: None,
             extra_args: vec![],
             env: vec![],
+            ready_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -102,12 +109,13 @@ impl Host {
             .arg(opts.dir.join("state"))
             .args(&opts.extra_args)
             .env("FNHOST_ADMIN_TOKEN", TOKEN)
+            .env("FNHOST_CACHE_KEY", CACHE_KEY)
             .env_remove("RUST_BACKTRACE")
             .envs(opts.env.iter().map(|(k, v)| (k, v)));
         let mut server = Server::spawn("fnhost", &mut cmd, &log)
             .map_err(|e| format!("spawning fnhost: {e:#}"))?;
         server
-            .wait_http_ok(&addr.to_string(), "/healthz", Duration::from_secs(60))
+            .wait_http_ok(&addr.to_string(), "/healthz", opts.ready_timeout)
             .map_err(|e| format!("{e:#}"))?;
         Ok(Host {
             server,

@@ -129,6 +129,7 @@ fn compiled_cache() -> &'static Path {
             .arg("--state-dir")
             .arg(dir.join("state"))
             .env("FNHOST_ADMIN_TOKEN", e2e::TOKEN)
+            .env("FNHOST_CACHE_KEY", e2e::CACHE_KEY)
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
