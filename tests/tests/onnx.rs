@@ -729,7 +729,7 @@ fn every_estimator_answers_as_scikit_learn_and_onnxruntime() {
         .iter()
         .map(|n| {
             (
-                n.replace('-', "_"),
+                n.to_string(),
                 format!("models/{n}"),
                 vec![format!("/v2/models/{n}/...")],
             )
