@@ -23,9 +23,8 @@ use crate::router::Router;
 use crate::spec::{
     App, AppLimits, AppVariable, CanaryPolicy, CandidateSpec, CapabilityGrants, ComponentId,
     ComponentSpec, ComponentVariables, FileMount, GuardSpec, KeyValueStoreLabel, Label,
-    OciReference, OciSource, OutboundHost, PinKey, Sha256, Source, SpecError, Stickiness,
-    Template, VariableName,
-    VersionSpec, Weight,
+    OciReference, OciSource, OutboundHost, PinKey, Sha256, Source, SpecError, Stickiness, Template,
+    VariableName, VersionSpec, Weight,
 };
 use schema::{ManifestFile, StringOr};
 use std::sync::Arc;
