@@ -5,6 +5,7 @@
 //! modules directly.
 
 pub mod admin;
+pub mod capabilities;
 pub mod deployments;
 pub mod engine;
 pub mod fsutil;

@@ -1,14 +1,16 @@
 //! `fnhost`: serve WebAssembly HTTP functions from a Spin manifest, and change them live.
 //!
 //! This file is only the command line: `fnhost up` starts the host (see `up.rs`), `fnhost new`
-//! scaffolds a component (see `new/`); the other subcommands are clients of a running host's
-//! admin API (see `admin/client.rs`).
+//! scaffolds a component (see `new/`); `push` and `pull` are a registry client (see
+//! `sources/commands.rs`); the other subcommands are clients of a running host's admin API (see
+//! `admin/client.rs`).
 
 use clap::{Parser, Subcommand};
 use fnhost::admin::api::{Op, OpParams};
 use fnhost::admin::client;
 #[cfg(feature = "new")]
 use fnhost::new;
+use fnhost::sources::commands as registry;
 use fnhost::up;
 
 #[derive(Parser)]
@@ -47,6 +49,10 @@ enum Command {
     Weight(client::WeightArgs),
     /// Set, rotate or remove the key that lets a request pin a version (fnhost-pin-key).
     PinKey(client::PinKeyArgs),
+    /// Push a component to an OCI registry (CNCF Wasm artifact); prints the manifest digest.
+    Push(registry::PushArgs),
+    /// Pull a component from an OCI registry.
+    Pull(registry::PullArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,6 +70,8 @@ fn main() -> std::process::ExitCode {
         Command::Rollback(a) => client::component_op(Op::Rollback, a),
         Command::Weight(a) => client::weight(a),
         Command::PinKey(a) => client::pin_key(a),
+        Command::Push(a) => registry::push(a),
+        Command::Pull(a) => registry::pull(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,7 +4,9 @@
 //! follows Spin's id syntax, a [`Weight`] is 0–100 % in tenths, a [`GuardSpec`] has a rate in
 //! 0–1 and a window of 20–100,000 responses, a [`Stickiness`] names a valid header (lower-cased)
 //! or cookie, a [`Label`] can be sent as a header value, an [`OutboundHost`] pattern is parsed
-//! once at load. The manifest (`manifest/`) and the admin API (`admin/`) build these with the
+//! once at load, a [`VariableName`] is Spin's `lower_snake_case`, a [`Template`] refers only to
+//! declared application variables ([`ComponentVariables`]), a [`KeyValueStoreLabel`] is
+//! `default`. The manifest (`manifest/`) and the admin API (`admin/`) build these with the
 //! same constructors, so each rule lives here and nowhere else. Constructors return a
 //! [`SpecError`] that states the rule; callers prefix the key or parameter it came from.
 
@@ -116,6 +118,14 @@ pub struct ComponentSpec {
     pub pin_key: Option<PinKey>,
 }
 
+impl ComponentSpec {
+    /// The sources the manifest names for this component: its version's and its candidate's.
+    pub fn sources(&self) -> impl Iterator<Item = &Source> {
+        std::iter::once(&self.version.source)
+            .chain(self.candidate.as_ref().map(|c| &c.version.source))
+    }
+}
+
 /// A candidate version declared in the manifest, with its traffic policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CandidateSpec {
@@ -132,6 +142,7 @@ pub struct VersionSpec {
     pub files: Vec<FileMount>,
     pub environment: BTreeMap<String, String>,
     pub allowed_outbound_hosts: Vec<OutboundHost>,
+    pub grants: CapabilityGrants,
     pub label: Option<Label>,
 }
 
@@ -167,6 +178,8 @@ pub struct AppLimits {
     /// Open connections per listener; beyond it new connections wait in the kernel backlog,
     /// so the host's memory stays bounded whatever the number of clients.
     pub max_connections: usize,
+    /// The largest module a URL download or registry pull may bring.
+    pub max_module_bytes: u64,
 }
 
 impl Default for AppLimits {
@@ -184,6 +197,7 @@ impl Default for AppLimits {
             max_headers: 100,
             max_header_bytes: 16 << 10,
             max_connections: 10_000,
+            max_module_bytes: 256 << 20,
         }
     }
 }
@@ -270,6 +284,8 @@ pub enum Source {
     Url { url: String, digest: Sha256 },
     /// Bytes uploaded through the admin API (never in a manifest).
     Uploaded { digest: Sha256 },
+    /// A Wasm OCI artifact in a registry: pulled, verified, cached by digest.
+    Oci(OciSource),
 }
 
 impl Source {
@@ -288,12 +304,18 @@ impl Source {
         })
     }
 
-    /// The digest a source names by itself (URL and uploaded sources), if any.
+    /// The digest a source names by itself (URL, uploaded and pinned OCI sources), if any.
     pub fn pinned_digest(&self) -> Option<&Sha256> {
         match self {
             Source::Path(_) => None,
             Source::Url { digest, .. } | Source::Uploaded { digest } => Some(digest),
+            Source::Oci(oci) => oci.digest.as_ref(),
         }
+    }
+
+    /// Whether the bytes come over the network, so a failure may pass (the start-up retries it).
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Source::Url { .. } | Source::Oci(_))
     }
 }
 
@@ -303,7 +325,148 @@ impl fmt::Display for Source {
             Source::Path(p) => write!(f, "{}", p.display()),
             Source::Url { url, digest } => write!(f, "{url} (sha256:{digest})"),
             Source::Uploaded { digest } => write!(f, "uploaded (sha256:{digest})"),
+            Source::Oci(oci) => match &oci.digest {
+                Some(digest) => write!(f, "{} (sha256:{digest})", oci.reference),
+                None => write!(f, "{}", oci.reference),
+            },
         }
+    }
+}
+
+/// A Wasm OCI artifact: where it is, and what pins it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OciSource {
+    pub reference: OciReference,
+    /// The module's sha256 (the artifact's wasm layer): given by the manifest's `digest`, or
+    /// resolved when the version loads. A loaded version's source always has it.
+    pub digest: Option<Sha256>,
+    /// Plain HTTP instead of HTTPS: only for a loopback registry or one marked insecure.
+    pub plain_http: bool,
+}
+
+impl OciSource {
+    /// `marked_insecure`: the registry is in `insecure_registries` (or `--insecure` was given).
+    pub fn new(
+        reference: OciReference,
+        digest: Option<Sha256>,
+        marked_insecure: bool,
+    ) -> OciSource {
+        let plain_http = marked_insecure || reference.is_loopback();
+        OciSource {
+            reference,
+            digest,
+            plain_http,
+        }
+    }
+}
+
+/// An OCI artifact reference that names its registry: `HOST[:PORT]/REPOSITORY[:TAG][@sha256:…]`,
+/// shown as `oci://…`. A reference with a manifest digest is pinned; a tag alone is resolved
+/// when a version loads, and the version keeps the digest it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OciReference {
+    /// `host[:port]`, as written.
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    /// The artifact manifest's digest.
+    pub manifest_digest: Option<Sha256>,
+}
+
+impl OciReference {
+    pub const SCHEME: &'static str = "oci://";
+
+    /// `oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:…]` (the `oci://` prefix is optional). The
+    /// grammar is the OCI distribution reference's; a tag defaults to `latest`.
+    pub fn parse(text: &str) -> Result<OciReference, SpecError> {
+        let bare = text.strip_prefix(Self::SCHEME).unwrap_or(text);
+        let parsed: oci_client::Reference = bare
+            .parse()
+            .map_err(|e| rule(format!("\"{text}\" is not an OCI reference: {e}")))?;
+        // Without a host the grammar means Docker Hub; fnhost has no default registry.
+        if !bare.starts_with(&format!("{}/", parsed.registry())) {
+            return Err(rule(format!(
+                "\"{text}\" must name its registry: oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:…]"
+            )));
+        }
+        let manifest_digest = parsed
+            .digest()
+            .map(|d| {
+                Sha256::parse_prefixed(d)
+                    .map_err(|e| rule(format!("\"{text}\": the manifest digest {e}")))
+            })
+            .transpose()?;
+        Ok(OciReference {
+            registry: parsed.registry().to_string(),
+            repository: parsed.repository().to_string(),
+            tag: parsed.tag().map(str::to_string),
+            manifest_digest,
+        })
+    }
+
+    /// Spin's `{ registry, package = "NS:NAME", version = "X.Y.Z" }`, mapped as wasm-pkg-client
+    /// maps a package onto an OCI registry: `REGISTRY/NS/NAME:X.Y.Z`.
+    pub fn package(
+        registry: &str,
+        package: &str,
+        version: &str,
+    ) -> Result<OciReference, SpecError> {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.split('-').all(|w| {
+                    w.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                        && w.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                })
+        };
+        let (namespace, name) = package
+            .split_once(':')
+            .filter(|(ns, n)| label_ok(ns) && label_ok(n))
+            .ok_or_else(|| {
+                rule(format!(
+                    "package must be \"NAMESPACE:NAME\" in lower-case kebab-case (e.g. \"fnhost:pi\"), got \"{package}\""
+                ))
+            })?;
+        let version = semver::Version::parse(version).map_err(|e| {
+            rule(format!(
+                "version must be a semantic version like \"1.0.0\", got \"{version}\": {e}"
+            ))
+        })?;
+        OciReference::parse(&format!("{registry}/{namespace}/{name}:{version}"))
+    }
+
+    /// This reference pinned to the manifest it resolved to (the tag kept as a name).
+    pub fn pinned(&self, manifest_digest: Sha256) -> OciReference {
+        OciReference {
+            manifest_digest: Some(manifest_digest),
+            ..self.clone()
+        }
+    }
+
+    /// Whether the registry is on this machine (`localhost`, 127.0.0.0/8, `[::1]`).
+    pub fn is_loopback(&self) -> bool {
+        let host = match self.registry.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => &self.registry,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+impl fmt::Display for OciReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}/{}", Self::SCHEME, self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.manifest_digest {
+            write!(f, "@sha256:{digest}")?;
+        }
+        Ok(())
     }
 }
 
@@ -660,6 +823,173 @@ impl fmt::Display for OutboundHost {
     }
 }
 
+/// What a version may use besides files, environment and the network: Spin variables and
+/// key-value stores (`host/src/capabilities/` implements them).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CapabilityGrants {
+    pub variables: ComponentVariables,
+    pub key_value_stores: Vec<KeyValueStoreLabel>,
+}
+
+/// A Spin variable name, application or component: `lower_snake_case` (a lower-case letter,
+/// then lower-case letters, digits and underscores). The environment provider reads an
+/// application variable `api_key` from `SPIN_VARIABLE_API_KEY`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VariableName(Arc<str>);
+
+impl VariableName {
+    pub fn new(name: &str) -> Result<VariableName, SpecError> {
+        let mut bytes = name.bytes();
+        let ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            return Err(rule(format!(
+                "\"{name}\" is not a variable name: use lower_snake_case (a lower-case letter, then lower-case letters, digits and '_')"
+            )));
+        }
+        Ok(VariableName(name.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for VariableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An application variable (`[variables]`): a default, or required (a provider must give a
+/// value), never both; a secret one is never logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppVariable {
+    pub default: Option<String>,
+    pub required: bool,
+    pub secret: bool,
+}
+
+impl AppVariable {
+    pub fn new(
+        default: Option<String>,
+        required: bool,
+        secret: bool,
+    ) -> Result<AppVariable, SpecError> {
+        match (&default, required) {
+            (Some(_), true) => Err(rule(
+                "a variable is either required or has a default, not both",
+            )),
+            (None, false) => Err(rule("needs a default or required = true")),
+            _ => Ok(AppVariable {
+                default,
+                required,
+                secret,
+            }),
+        }
+    }
+}
+
+/// A component variable's value as written: text with `{{ app_variable }}` references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(Vec<TemplatePart>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    Text(String),
+    Variable(VariableName),
+}
+
+impl Template {
+    /// Parses `{{ name }}` references (spaces inside the braces are optional); any other text,
+    /// single braces included, is literal.
+    pub fn parse(text: &str) -> Result<Template, SpecError> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                parts.push(TemplatePart::Text(rest[..open].to_string()));
+            }
+            let after = &rest[open + 2..];
+            let close = after
+                .find("}}")
+                .ok_or_else(|| rule(format!("\"{text}\": '{{{{' without a closing '}}}}'")))?;
+            let name = VariableName::new(after[..close].trim())
+                .map_err(|e| rule(format!("\"{text}\": {e}")))?;
+            parts.push(TemplatePart::Variable(name));
+            rest = &after[close + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(TemplatePart::Text(rest.to_string()));
+        }
+        Ok(Template(parts))
+    }
+
+    pub fn parts(&self) -> &[TemplatePart] {
+        &self.0
+    }
+
+    /// The application variables it refers to.
+    pub fn references(&self) -> impl Iterator<Item = &VariableName> {
+        self.0.iter().filter_map(|p| match p {
+            TemplatePart::Variable(v) => Some(v),
+            TemplatePart::Text(_) => None,
+        })
+    }
+}
+
+/// The variables one component sees (`[component.NAME.variables]`), with the application's
+/// declarations their templates refer to (every reference is declared: checked at load).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ComponentVariables {
+    pub app: Arc<BTreeMap<VariableName, AppVariable>>,
+    pub component: BTreeMap<VariableName, Template>,
+}
+
+impl ComponentVariables {
+    pub fn new(
+        app: Arc<BTreeMap<VariableName, AppVariable>>,
+        component: BTreeMap<VariableName, Template>,
+    ) -> Result<ComponentVariables, SpecError> {
+        for (name, template) in &component {
+            if let Some(unknown) = template.references().find(|r| !app.contains_key(*r)) {
+                return Err(rule(format!(
+                    "{name}: refers to \"{unknown}\", which is not declared in [variables]"
+                )));
+            }
+        }
+        Ok(ComponentVariables { app, component })
+    }
+}
+
+/// A key-value store label in `key_value_stores`. fnhost has no runtime configuration, so the
+/// one store is Spin's `default`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyValueStoreLabel(Arc<str>);
+
+impl KeyValueStoreLabel {
+    pub const DEFAULT: &'static str = "default";
+
+    pub fn new(label: &str) -> Result<KeyValueStoreLabel, SpecError> {
+        if label != Self::DEFAULT {
+            return Err(rule(format!(
+                "only the \"default\" store exists (fnhost has no runtime config to define \"{label}\")"
+            )));
+        }
+        Ok(KeyValueStoreLabel(label.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyValueStoreLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -756,6 +1086,70 @@ mod tests {
     }
 
     #[test]
+    fn oci_references() {
+        let d = "a".repeat(64);
+        let r = OciReference::parse(&format!("oci://127.0.0.1:5000/fnhost/pi:1.0.0@sha256:{d}"))
+            .unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000", "fnhost/pi", Some("1.0.0"))
+        );
+        assert_eq!(r.manifest_digest.as_ref().map(Sha256::hex), Some(d.clone()));
+        assert_eq!(
+            r.to_string(),
+            format!("oci://127.0.0.1:5000/fnhost/pi:1.0.0@sha256:{d}")
+        );
+        // Spin's registry source maps as wasm-pkg-client maps packages.
+        let p = OciReference::package("ghcr.io", "fnhost:pi-digits", "1.2.3").unwrap();
+        assert_eq!(p.to_string(), "oci://ghcr.io/fnhost/pi-digits:1.2.3");
+        assert_eq!(
+            p.pinned(Sha256::of(b"m")).manifest_digest,
+            Some(Sha256::of(b"m"))
+        );
+        for (registry, package, version, why) in [
+            ("ghcr.io", "pi", "1.0.0", "NAMESPACE:NAME"),
+            ("ghcr.io", "Fnhost:pi", "1.0.0", "NAMESPACE:NAME"),
+            ("ghcr.io", "fnhost:pi", "1.0", "semantic version"),
+            ("ghcr.io", "fnhost:pi", "latest", "semantic version"),
+        ] {
+            let e = OciReference::package(registry, package, version).unwrap_err();
+            assert!(e.0.contains(why), "{package} {version}: {e}");
+        }
+        for bad in [
+            "fnhost/pi:1.0.0",
+            "oci://pi",
+            "oci://ghcr.io/pi@sha256:12",
+            "oci://",
+        ] {
+            assert!(OciReference::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback_or_marked_registries() {
+        let source = |r: &str, marked| {
+            OciSource::new(OciReference::parse(r).unwrap(), None, marked).plain_http
+        };
+        for local in [
+            "localhost:5000/a/b:1",
+            "127.0.0.1:5000/a/b:1",
+            "127.0.0.2/a/b:1",
+            "LOCALHOST:80/a/b:1",
+        ] {
+            assert!(source(local, false), "{local}");
+        }
+        for remote in [
+            "ghcr.io/a/b:1",
+            "10.0.0.1:5000/a/b:1",
+            "localhost.example.com/a/b:1",
+            "127.0.0.1.nip.io/a/b:1",
+        ] {
+            assert!(!source(remote, false), "{remote}");
+        }
+        assert!(source("registry.internal:5000/a/b:1", true));
+    }
+
+    #[test]
     fn outbound_patterns() {
         let cases = [
             (
@@ -835,5 +1229,56 @@ mod tests {
         ] {
             assert!(OutboundHost::parse(bad).is_err(), "{bad}");
         }
+    }
+    #[test]
+    fn variable_names_are_lower_snake_case() {
+        for ok in ["a", "api_key", "max_ndigits2", "x_"] {
+            assert!(VariableName::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Api", "_a", "2a", "a-b", "a.b", "API_KEY", "é"] {
+            assert!(VariableName::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn app_variables_have_a_default_or_are_required() {
+        assert!(AppVariable::new(Some("1".into()), false, false).is_ok());
+        assert!(AppVariable::new(None, true, true).is_ok());
+        assert!(AppVariable::new(None, false, false).is_err());
+        assert!(AppVariable::new(Some("1".into()), true, false).is_err());
+    }
+
+    #[test]
+    fn templates_reference_declared_variables() {
+        let t = Template::parse("https://{{ host }}:{{port}}/x{y}").unwrap();
+        let refs: Vec<&str> = t.references().map(|v| v.as_str()).collect();
+        assert_eq!(refs, ["host", "port"]);
+        assert_eq!(t.parts().last(), Some(&TemplatePart::Text("/x{y}".into())));
+        assert!(Template::parse("{{ host").is_err());
+        assert!(Template::parse("{{ Host }}").is_err());
+        let app: BTreeMap<_, _> = [(
+            VariableName::new("host").unwrap(),
+            AppVariable::new(Some("h".into()), false, false).unwrap(),
+        )]
+        .into();
+        let component = |text: &str| {
+            [(
+                VariableName::new("url").unwrap(),
+                Template::parse(text).unwrap(),
+            )]
+            .into()
+        };
+        assert!(ComponentVariables::new(Arc::new(app.clone()), component("{{ host }}")).is_ok());
+        let err = ComponentVariables::new(Arc::new(app), component("{{ port }}")).unwrap_err();
+        assert!(err.0.contains("\"port\", which is not declared"), "{err}");
+    }
+
+    #[test]
+    fn key_value_stores_are_the_default_one() {
+        assert_eq!(
+            KeyValueStoreLabel::new("default").unwrap().as_str(),
+            "default"
+        );
+        assert!(KeyValueStoreLabel::new("customer").is_err());
     }
 }

@@ -4,8 +4,8 @@
 //! [`UpOptions::execute`], which reads the manifest, builds the runtime, loads every component
 //! and binds the listeners; [`Host::serve`] then serves until a signal and drains. Start-up
 //! fails (non-zero exit, message naming file, key and problem) for a manifest error or a local
-//! module that does not load. A module that must be downloaded and cannot be yet leaves its
-//! component not ready (`/readyz` 503) and is retried in the background.
+//! module that does not load. A module that must be downloaded or pulled from a registry and
+//! cannot be yet leaves its component not ready (`/readyz` 503) and is retried in the background.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ use crate::http::{self, Public};
 use crate::manifest;
 use crate::metrics::Metrics;
 use crate::sources::Sources;
-use crate::spec::{App, ComponentSpec, Source};
+use crate::spec::{App, ComponentSpec};
 use crate::watch;
 
 #[derive(Args, Debug)]
@@ -43,7 +43,8 @@ pub struct UpOptions {
     /// Compiled-module and download cache.
     #[arg(long, env = "FNHOST_CACHE_DIR", default_value = ".fnhost/cache")]
     cache_dir: PathBuf,
-    /// Where the generated admin token is written (when FNHOST_ADMIN_TOKEN is not set).
+    /// Where the generated admin token (when FNHOST_ADMIN_TOKEN is not set) and the key-value
+    /// database are written.
     #[arg(long, env = "FNHOST_STATE_DIR", default_value = ".fnhost")]
     state_dir: PathBuf,
     /// Admin bearer token; generated and written to STATE_DIR/admin-token when absent.
@@ -155,7 +156,7 @@ impl UpOptions {
         let deployments = Arc::new(Deployments::new(
             &app.components,
             runtime,
-            Sources::new(&self.cache_dir)?,
+            Sources::new(&self.cache_dir, app.limits.max_module_bytes)?,
             metrics.clone(),
         ));
         load_components(&app, &deployments).await?;
@@ -231,6 +232,7 @@ impl UpOptions {
                 .max()
                 .unwrap_or(app.limits.memory_limit_bytes),
             cache_dir: self.cache_dir.join("compiled"),
+            state_dir: self.state_dir.clone(),
             cache_key: self.cache_key()?,
         })
     }
@@ -286,7 +288,7 @@ async fn load_components(app: &App, deployments: &Arc<Deployments>) -> Result<()
             Ok(()) => load_candidate(deployments, &spec)
                 .await
                 .with_context(|| format!("{file}: component.{id}.tool.fnhost.candidate"))?,
-            Err(e) if matches!(spec.version.source, Source::Url { .. }) => {
+            Err(e) if spec.version.source.is_remote() => {
                 tracing::error!(component = %id, error = %e, "component not loaded; not ready, retrying in the background");
                 tokio::spawn(retry_load(deployments.clone(), spec));
             }

@@ -7,7 +7,9 @@
 //! debounced, and Kubernetes ConfigMap updates (an atomic `..data` symlink swap in the mounted
 //! directory) are seen because the manifest's directory is watched, not the file's inode.
 //! Only what changed since the last applied manifest (or module file) is acted on, so an admin
-//! API change is not undone by an unrelated event.
+//! API change is not undone by an unrelated event, and a registry tag is resolved only when its
+//! component's entry changes. A change whose module is remote and could not be fetched (a
+//! registry or server down) is retried with a growing pause until it applies.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
@@ -41,6 +43,7 @@ struct Applied {
 
 pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -> Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(64);
+    let retry_tx = tx.clone();
     // Only events on the files that matter count (other files in the same directories, such as
     // a log file, must not keep the debounce open).
     let relevant = Arc::new(RwLock::new(relevant_names(&manifest_path, app)));
@@ -69,6 +72,7 @@ pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -
     let router = app.router.clone();
     let limits = app.limits.clone();
     tokio::spawn(async move {
+        let mut retry = Retry::default();
         while rx.recv().await.is_some() {
             // Debounce: wait until events stop for a moment (an editor or kubelet writes several),
             // but never longer than MAX_DEBOUNCE.
@@ -99,6 +103,7 @@ pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -
             }
             watch_dirs(&mut watcher, &mut watched, &manifest_path, &app);
             *relevant.write().unwrap() = relevant_names(&manifest_path, &app);
+            let mut remote_failed = false;
             for (id, spec) in &app.components {
                 let Some(record) = applied.get_mut(id) else {
                     continue;
@@ -110,9 +115,13 @@ pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -
                 // Each part that applies is recorded at once; a part that fails is retried by
                 // the next event (e.g. the rest of a write) and nothing else is redone.
                 if let Err(e) = apply_component(&deployments, spec, record).await {
+                    remote_failed |= spec.sources().any(Source::is_remote);
                     tracing::warn!(component = %id, error = %format!("{e:#}"), "module change not applied; the serving version stays");
                 }
             }
+            // A download or pull may fail only for now (a registry restarting): try again later
+            // without waiting for another event.
+            retry.schedule(remote_failed, &retry_tx);
         }
         drop(watcher);
     });
@@ -156,6 +165,37 @@ async fn apply_component(
     Ok(())
 }
 
+/// Retries of changes whose module is remote, with a growing pause (5 s, 10 s, … up to a
+/// minute); one pending at a time, and none once a pass applies everything.
+#[derive(Default)]
+struct Retry {
+    attempt: u32,
+    pending: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Retry {
+    fn schedule(&mut self, needed: bool, tx: &tokio::sync::mpsc::Sender<()>) {
+        if !needed {
+            self.attempt = 0;
+            return;
+        }
+        if self.pending.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        self.attempt += 1;
+        let pause = Duration::from_secs(5 * u64::from(self.attempt.min(12)));
+        tracing::info!(
+            in_seconds = pause.as_secs(),
+            "retrying the module change later"
+        );
+        let tx = tx.clone();
+        self.pending = Some(tokio::spawn(async move {
+            tokio::time::sleep(pause).await;
+            let _ = tx.send(()).await;
+        }));
+    }
+}
+
 fn applied_now(spec: &ComponentSpec) -> Applied {
     Applied {
         current: (spec.version.clone(), source_sha(&spec.version.source)),
@@ -167,11 +207,13 @@ fn applied_now(spec: &ComponentSpec) -> Applied {
     }
 }
 
-/// The digest of what a source names now: a file is hashed, a URL carries its digest.
+/// The digest of what a source names now: a file is hashed, a URL or pinned registry source
+/// carries its digest. A registry tag is not resolved here: what it names is fixed when the
+/// version loads, and only a change of the manifest loads it again.
 fn source_sha(source: &Source) -> Option<Sha256> {
     match source {
         Source::Path(p) => std::fs::read(p).ok().map(|b| Sha256::of(&b)),
-        Source::Url { digest, .. } | Source::Uploaded { digest } => Some(digest.clone()),
+        other => other.pinned_digest().cloned(),
     }
 }
 
@@ -183,9 +225,7 @@ fn relevant_names(manifest: &Path, app: &App) -> HashSet<OsString> {
         .into_iter()
         .collect();
     for spec in app.components.values() {
-        for source in std::iter::once(&spec.version.source)
-            .chain(spec.candidate.as_ref().map(|c| &c.version.source))
-        {
+        for source in spec.sources() {
             if let Source::Path(p) = source {
                 names.extend(p.file_name().map(|n| n.to_os_string()));
             }
@@ -205,9 +245,7 @@ fn watch_dirs(
         dirs.insert(d.to_path_buf());
     }
     for spec in app.components.values() {
-        for source in std::iter::once(&spec.version.source)
-            .chain(spec.candidate.as_ref().map(|c| &c.version.source))
-        {
+        for source in spec.sources() {
             if let Source::Path(p) = source {
                 if let Some(d) = p.parent() {
                     dirs.insert(d.to_path_buf());

@@ -26,10 +26,10 @@ use devkit::workspace::target_dir;
 pub use devkit::{wait_until, TempDir};
 
 pub const TOKEN: &str = "e2e-admin-token-0123456789abcdef";
-/// The compiled-module cache's signing key of every host the tests start. Hosts with their own
-/// state directories share compiled modules (`onnx_compiled_cache`), as replicas sharing a cache
-/// volume do; without one key each would reject the others' entries and compile again.
-pub const CACHE_KEY: &str = "e2e-cache-key-0123456789abcdef";
+/// The compiled-cache signing key of every host the tests start: tests that share a cache
+/// directory (the 25 MB Python and model components) then share its entries, as replicas
+/// sharing a cache volume do; without it each state directory has its own key.
+pub const CACHE_KEY: &str = "e2e-shared-compiled-cache-key-0123456789";
 
 pub fn fnhost_bin() -> PathBuf {
     let p = target_dir().join("release/fnhost");
@@ -52,55 +52,51 @@ pub fn wasm(name: &str) -> PathBuf {
     p
 }
 
-/// The compiled-module cache for hosts that serve `onnx_model.wasm`, filled once per test
-/// process (in the target directory, so later runs find it filled).
+/// A compiled-module cache in the target directory named `name`, holding `components`
+/// (component id → module file) once the first caller returns: large modules are compiled
+/// once per test run, not once per host.
 ///
-/// `onnx_model.wasm` holds 16 MB of code (tract's operators): compiling it takes about a
-/// minute on two cores, longer than [`Host::start`] waits for a host to answer, and every test
-/// compiling it at once would take several. So the first caller starts one host on this cache
-/// (entries are keyed by module digest and engine, like any fnhost cache), waits up to ten
-/// minutes for it to answer, and stops it; the tests then load the compiled module from it.
+/// Some modules take a core most of a minute to compile (`onnx_model.wasm`: 16 MB of tract's
+/// operators; a 25 MB Python component), longer than [`Host::start`] waits for a host to
+/// answer, and every test compiling them at once would take several. So the caller starts one
+/// host on this cache, waits up to ten minutes for it to answer, and stops it; the tests then
+/// load the compiled modules from it (entries are keyed by module digest and engine, and signed
+/// with [`CACHE_KEY`], like any fnhost cache). Call it once per test process (behind a
+/// `OnceLock`): later runs find the cache filled.
+pub fn compiled_cache(name: &str, components: &[(&str, PathBuf)]) -> PathBuf {
+    let cache = target_dir().join(name);
+    let dir = TempDir::new("compile");
+    let mut manifest =
+        String::from("spin_manifest_version = 2\n[application]\nname = \"compile\"\n");
+    for (id, module) in components {
+        let file = format!("{id}.wasm");
+        dir.copy_in(module, &file);
+        manifest.push_str(&format!(
+            "[[trigger.http]]\nroute = \"/{id}\"\ncomponent = \"{id}\"\n\
+             [component.{id}]\nsource = \"{file}\"\n"
+        ));
+    }
+    dir.write("spin.toml", &manifest);
+    let mut start = Start::new(dir.path());
+    start.cache_dir = Some(&cache);
+    start.ready_timeout = Duration::from_secs(600);
+    let began = std::time::Instant::now();
+    let host = Host::try_start(start)
+        .unwrap_or_else(|e| panic!("fnhost did not compile {name} within 10 minutes: {e}"));
+    drop(host);
+    eprintln!("compiled into {} in {:?}", cache.display(), began.elapsed());
+    cache
+}
+
+/// The compiled-module cache for hosts that serve `onnx_model.wasm` (see [`compiled_cache`]).
 /// The module `fnhost new onnx-model` writes is the same file, so it hits the same entry.
 pub fn onnx_compiled_cache() -> &'static Path {
     static CACHE: OnceLock<PathBuf> = OnceLock::new();
     CACHE.get_or_init(|| {
-        let cache = target_dir().join("e2e-onnx-cache");
-        let dir = TempDir::new("onnx-compile");
-        dir.copy_in(&wasm("onnx_model"), "onnx_model.wasm");
-        dir.copy_in(&wasm("iris"), "iris.wasm");
-        dir.write(
-            "spin.toml",
-            "spin_manifest_version = 2\n[application]\nname = \"compile\"\n\
-             [[trigger.http]]\nroute = \"/onnx\"\ncomponent = \"onnx\"\n\
-             [[trigger.http]]\nroute = \"/iris\"\ncomponent = \"iris\"\n\
-             [component.onnx]\nsource = \"onnx_model.wasm\"\n\
-             [component.iris]\nsource = \"iris.wasm\"\n",
-        );
-        let [addr, admin] = devkit::net::free_addrs::<2>();
-        let mut cmd = std::process::Command::new(fnhost_bin());
-        cmd.current_dir(dir.path())
-            .args(["up", "--manifest", "spin.toml", "--no-watch"])
-            .args(["--listen", &addr.to_string()])
-            .args(["--admin-listen", &admin.to_string()])
-            .arg("--cache-dir")
-            .arg(&cache)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .env("FNHOST_ADMIN_TOKEN", TOKEN)
-            .env("FNHOST_CACHE_KEY", CACHE_KEY)
-            .env_remove("RUST_BACKTRACE");
-        let mut server = Server::spawn("fnhost-compile", &mut cmd, &dir.join("fnhost.log"))
-            .unwrap_or_else(|e| panic!("spawning fnhost: {e:#}"));
-        let took = server
-            .wait_http_ok(&addr.to_string(), "/healthz", Duration::from_secs(600))
-            .unwrap_or_else(|e| {
-                panic!("fnhost did not compile the modules within 10 minutes: {e:#}")
-            });
-        eprintln!(
-            "onnx_model.wasm compiled into {} in {took:?}",
-            cache.display()
-        );
-        cache
+        compiled_cache(
+            "e2e-onnx-cache",
+            &[("onnx", wasm("onnx_model")), ("iris", wasm("iris"))],
+        )
     })
 }
 
@@ -120,6 +116,8 @@ pub struct Start<'a> {
     pub cache_dir: Option<&'a Path>,
     pub extra_args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// How long the host may take to load its components and answer /healthz.
+    pub ready_timeout: Duration,
 }
 
 impl<'a> Start<'a> {
@@ -130,6 +128,7 @@ impl<'a> Start<'a> {
             cache_dir: None,
             extra_args: vec![],
             env: vec![],
+            ready_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -165,7 +164,7 @@ impl Host {
         let mut server = Server::spawn("fnhost", &mut cmd, &log)
             .map_err(|e| format!("spawning fnhost: {e:#}"))?;
         server
-            .wait_http_ok(&addr.to_string(), "/healthz", Duration::from_secs(60))
+            .wait_http_ok(&addr.to_string(), "/healthz", opts.ready_timeout)
             .map_err(|e| format!("{e:#}"))?;
         Ok(Host {
             server,

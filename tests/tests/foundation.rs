@@ -223,13 +223,13 @@ fn unsupported_keys_are_warned_about_once() {
         "spin.toml",
         MANIFEST.replace(
             "[component.hello]\n",
-            "[component.hello]\nkey_value_stores = [\"default\"]\n",
+            "[component.hello]\nsqlite_databases = [\"default\"]\n",
         ),
     );
     let host = Host::start(dir.path());
     let log = host.log_text();
     assert_eq!(
-        log.matches("component.hello.key_value_stores: not supported by fnhost")
+        log.matches("component.hello.sqlite_databases: not supported by fnhost")
             .count(),
         1,
         "{log}"

@@ -318,10 +318,7 @@ fn malformed_oversized_and_slow_clients_are_rejected_and_others_unaffected() {
     let mut buf = [0u8; 256];
     slow.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     let read = std::io::Read::read(&mut slow, &mut buf);
-    assert!(
-        closed || read.is_ok(),
-        "the slow connection was closed"
-    );
+    assert!(closed || read.is_ok(), "the slow connection was closed");
     assert!(t.elapsed() < Duration::from_secs(6));
     // An idle keep-alive connection is closed after the same timeout.
     let mut idle = TcpStream::connect(host.addr).unwrap();

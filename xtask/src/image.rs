@@ -148,6 +148,8 @@ files = [{ source = "models/iris/v1", destination = "/model" }]
 
 [component.iris.tool.fnhost]
 label = "model-v1"
+# Pinning needs this key (fnhost-pin-key); a test-only value.
+pin_key = "docker-e2e-testers-pin-key"
 "#,
     );
     if staged {
@@ -356,7 +358,13 @@ fn exercise(
     let updated = Instant::now();
     let deadline = updated + Duration::from_secs(30);
     loop {
-        let r = get(&classify_url, &[("fnhost-version-pin", "candidate")])?;
+        let r = get(
+            &classify_url,
+            &[
+                ("fnhost-version-pin", "candidate"),
+                ("fnhost-pin-key", "docker-e2e-testers-pin-key"),
+            ],
+        )?;
         if r.header("fnhost-version-label") == Some("model-v2") {
             check_classify(&r, "model-v2")?;
             println!(

@@ -7,11 +7,14 @@ use std::process::Command;
 use anyhow::Result;
 use devkit::cmd::{capture, run};
 use devkit::install::{pip_install, PipPackage};
+use devkit::python::{spin_sdk_venv, PythonComponent};
 
 use crate::{bench, image, k8s};
 
 /// The components `cargo xtask up` serves (crate names).
 const FUNCTIONS: &[&str] = &["pi-chudnovsky", "pi-picrunch", "iris", "onnx-model"];
+/// Python functions (built with Spin's Python SDK): source directory, module, component file.
+const PYTHON_FUNCTIONS: &[(&str, &str, &str)] = &[("functions/pi-python", "app", "pi_python.wasm")];
 /// Test-only components used by the end-to-end tests.
 const TEST_COMPONENTS: &[&str] = &["test-faults", "test-hello-p2"];
 /// Native crates whose tests `cargo xtask test` runs.
@@ -72,8 +75,22 @@ pub fn build(with_tests: bool) -> Result<()> {
         wasm.args(["-p", c]);
     }
     run(&mut wasm)?;
+    build_python_functions()?;
     devkit::spin_build::build_components(&root().join("spin.toml"))?;
     run(cargo().args(["build", "--release", "-p", "fnhost"]))
+}
+
+fn build_python_functions() -> Result<()> {
+    let venv = spin_sdk_venv()?;
+    for (dir, module, file) in PYTHON_FUNCTIONS {
+        PythonComponent {
+            source_dir: &root().join(dir),
+            module,
+            venv: &venv,
+        }
+        .build(&wasm_dir().join(file))?;
+    }
+    Ok(())
 }
 
 pub fn up(args: &[String]) -> Result<()> {

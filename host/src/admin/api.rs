@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::deployments::ComponentStatus;
-use crate::spec::{GuardSpec, Label, SpecError, Stickiness, Weight};
+use crate::spec::{GuardSpec, Label, OciReference, SpecError, Stickiness, Weight};
 
 /// An operation on one component: `POST /v1/components/{component}/{op}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,7 @@ impl Op {
         Op::ALL.into_iter().find(|op| op.as_str() == s)
     }
 
-    /// Whether the operation loads a new version (a module in the body or `path=`).
+    /// Whether the operation loads a new version (a module in the body, `path=` or `oci=`).
     pub fn takes_module(self) -> bool {
         matches!(self, Op::Deploy | Op::Canary | Op::Stage)
     }
@@ -116,6 +116,10 @@ impl fmt::Display for MountParam {
 pub struct OpParams {
     /// A module file on the host (instead of uploading its bytes).
     pub path: Option<PathBuf>,
+    /// A module in an OCI registry, pulled by the host (instead of uploading its bytes).
+    pub oci: Option<OciReference>,
+    /// Plain HTTP to that registry although it is not on loopback.
+    pub insecure: bool,
     pub label: Option<Label>,
     pub weight: Option<Weight>,
     pub sticky: Option<Stickiness>,
@@ -129,6 +133,8 @@ pub struct OpParams {
 /// The query parameter names, once.
 mod name {
     pub const PATH: &str = "path";
+    pub const OCI: &str = "oci";
+    pub const INSECURE: &str = "insecure";
     pub const LABEL: &str = "label";
     pub const WEIGHT: &str = "weight";
     pub const STICKY_HEADER: &str = "sticky_header";
@@ -154,6 +160,12 @@ impl OpParams {
         let mut q = form_urlencoded::Serializer::new(String::new());
         if let Some(p) = &self.path {
             q.append_pair(name::PATH, &p.to_string_lossy());
+        }
+        if let Some(r) = &self.oci {
+            q.append_pair(name::OCI, &r.to_string());
+        }
+        if self.insecure {
+            q.append_pair(name::INSECURE, "true");
         }
         if let Some(l) = &self.label {
             q.append_pair(name::LABEL, l.as_str());
@@ -192,6 +204,12 @@ impl OpParams {
         for (k, v) in form_urlencoded::parse(query.as_bytes()) {
             match k.as_ref() {
                 name::PATH => p.path = Some(PathBuf::from(v.as_ref())),
+                name::OCI => p.oci = Some(OciReference::parse(&v).map_err(|e| at(name::OCI, e))?),
+                name::INSECURE => {
+                    p.insecure = v.parse().map_err(|_| {
+                        SpecError(format!("insecure must be true or false, got \"{v}\""))
+                    })?
+                }
                 name::LABEL => p.label = Some(Label::new(&v).map_err(|e| at(name::LABEL, e))?),
                 name::WEIGHT => {
                     let w: f64 = v.parse().map_err(|_| {
@@ -272,6 +290,8 @@ mod tests {
             ("smoke=api", "smoke"),
             ("mount=/data", "HOST_DIR:GUEST_PATH"),
             ("label=two%20words", "label"),
+            ("oci=fnhost/pi:1.0.0", "must name its registry"),
+            ("insecure=yes", "insecure"),
         ] {
             let e = OpParams::from_query(q)
                 .err()
@@ -284,6 +304,8 @@ mod tests {
     fn the_query_round_trips() {
         let p = OpParams {
             path: Some(PathBuf::from("/srv/m v2.wasm")),
+            oci: Some(OciReference::parse("oci://registry.example:5000/fnhost/pi:1.0.0").unwrap()),
+            insecure: true,
             label: Some(Label::new("v2").unwrap()),
             weight: Some(Weight::from_percent(7.5).unwrap()),
             sticky: Some(Stickiness::cookie("uid").unwrap()),

@@ -6,7 +6,7 @@
 //! arguments become `api::OpParams` through the same constructors the server uses, so a bad
 //! value is refused before anything is sent. Modules are uploaded as bytes by default (works
 //! against a remote host); `--host-path` sends the path instead, for a module already on the
-//! host's disk.
+//! host's disk, and an `oci://` reference is sent for the host to pull from its registry.
 
 use std::path::PathBuf;
 
@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::api::{MountParam, Op, OpParams, StatusResponse};
 use crate::deployments::ComponentStatus;
-use crate::spec::{GuardSpec, Label, Stickiness, Weight};
+use crate::spec::{GuardSpec, Label, OciReference, Stickiness, Weight};
 
 #[derive(Args, Debug)]
 pub struct Target {
@@ -53,7 +53,8 @@ pub struct VersionArgs {
     target: Target,
     /// Component id, as in the manifest.
     component: String,
-    /// The module (.wasm component).
+    /// The module (.wasm component), or oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:…] for the
+    /// host to pull from a registry.
     file: PathBuf,
     /// Human label for the version (e.g. v2).
     #[arg(long, value_parser = |s: &str| Label::new(s))]
@@ -61,6 +62,9 @@ pub struct VersionArgs {
     /// Send FILE as a path on the host instead of uploading its bytes.
     #[arg(long)]
     host_path: bool,
+    /// With an oci:// module: plain HTTP to a registry that is not on loopback.
+    #[arg(long)]
+    insecure: bool,
     /// Grant a host directory to this version as HOST_DIR:GUEST_PATH (replaces the inherited files).
     #[arg(long = "mount", value_parser = |s: &str| MountParam::parse(s))]
     mounts: Vec<MountParam>,
@@ -185,7 +189,12 @@ pub fn version_op(op: Op, a: VersionArgs, mut params: OpParams) -> Result<()> {
     params.label = a.label;
     params.mounts = a.mounts;
     params.smoke = a.smoke;
-    let body = if a.host_path {
+    let module = a.file.to_string_lossy();
+    let body = if module.starts_with(OciReference::SCHEME) {
+        params.oci = Some(OciReference::parse(&module)?);
+        params.insecure = a.insecure;
+        None
+    } else if a.host_path {
         params.path = Some(std::path::absolute(&a.file)?);
         None
     } else {

@@ -3,12 +3,13 @@
 //! Served on its own listener (default 127.0.0.1:3001), never on the public one. Every call
 //! needs `Authorization: Bearer <token>`; the token is compared in constant time (both sides
 //! hashed first, so neither content nor length leaks through timing). A module arrives either
-//! as the request body (`Content-Type: application/wasm`, for remote use) or as `?path=`
-//! naming a file on the host, which like `mount=` must lie under the admin roots
-//! (`host_files.rs`). Errors are JSON `{"error": ...}`: 400 bad parameters, 401 token, 403 a
-//! host path the rules refuse, 404 unknown component, operation or route, 409 state conflict
-//! (e.g. no candidate to promote), 413 upload too large, 415 wrong upload type, 422 module
-//! refused (does not compile, wrong world, failed smoke request).
+//! as the request body (`Content-Type: application/wasm`, for remote use), as `?path=` naming
+//! a file on the host, which like `mount=` must lie under the admin roots (`host_files.rs`), or
+//! as `?oci=` naming a registry artifact the host pulls. Errors are JSON `{"error": ...}`: 400
+//! bad parameters, 401 token, 403 a host path the rules refuse, 404 unknown component,
+//! operation or route, 409 state conflict (e.g. no candidate to promote), 413 upload too large,
+//! 415 wrong upload type, 422 module refused (does not compile, wrong world, failed smoke
+//! request, or a registry artifact that cannot be pulled).
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ use super::host_files::{AdminRoots, Refused};
 use crate::deployments::{ComponentStatus, Deployments, OpError};
 use crate::http::{error_response, full, healthy, json_response, ResponseBody};
 use crate::metrics::Metrics;
-use crate::spec::{CanaryPolicy, FileMount, PinKey, Sha256, Source, VersionSpec};
+use crate::spec::{CanaryPolicy, FileMount, OciSource, PinKey, Sha256, Source, VersionSpec};
 
 const MAX_UPLOAD_BYTES: usize = 256 << 20;
 
@@ -206,7 +207,7 @@ async fn operate(
         _ => None,
     };
 
-    // A new version: bytes from the body, or a path on the host.
+    // A new version: bytes from the body or a path on the host, or pulled from a registry as it loads.
     let content_type = req
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -223,22 +224,27 @@ async fn operate(
             )
         })?
         .to_bytes();
-    let (source, bytes) = match (&p.path, body.is_empty()) {
-        (Some(_), false) => return Err(bad("send the module as the body or name it with ?path=, not both")),
-        (Some(path), true) => {
+    let (source, bytes) = match (&p.path, &p.oci, body.is_empty()) {
+        (Some(_), Some(_), _) | (Some(_), _, false) | (_, Some(_), false) => {
+            return Err(bad("send the module as the body, or name it with ?path= or ?oci=: only one"))
+        }
+        (Some(path), None, true) => {
             let (resolved, bytes) = admin
                 .roots
                 .read_module(path, MAX_UPLOAD_BYTES as u64)
                 .map_err(host_path)?;
-            (Source::Path(resolved), bytes)
+            (Source::Path(resolved), Some(bytes))
         }
-        (None, false) => {
+        (None, Some(reference), true) => {
+            (Source::Oci(OciSource::new(reference.clone(), None, p.insecure)), None)
+        }
+        (None, None, false) => {
             if content_type != "application/wasm" && content_type != "application/octet-stream" {
                 return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("module uploads need Content-Type: application/wasm, got \"{content_type}\"")));
             }
-            (Source::Uploaded { digest: Sha256::of(&body) }, body.to_vec())
+            (Source::Uploaded { digest: Sha256::of(&body) }, Some(body.to_vec()))
         }
-        (None, true) => return Err(bad("no module: send it as the body (Content-Type: application/wasm) or name a host file with ?path=")),
+        (None, None, true) => return Err(bad("no module: send it as the body (Content-Type: application/wasm), name a host file with ?path= or a registry artifact with ?oci=")),
     };
     let mounts = p
         .mounts
@@ -249,7 +255,7 @@ async fn operate(
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    // Files, environment and outbound hosts come from the version it replaces (or, for a
+    // Files, environment, outbound hosts and grants come from the version it replaces (or, for a
     // component that never loaded, from the manifest) unless overridden.
     let base = slot.inherited_spec();
     let spec = VersionSpec {
@@ -261,12 +267,10 @@ async fn operate(
         },
         environment: base.environment,
         allowed_outbound_hosts: base.allowed_outbound_hosts,
+        grants: base.grants,
         label: p.label,
     };
-    let version = deployments
-        .load(name, spec, Some(bytes))
-        .await
-        .map_err(refusal)?;
+    let version = deployments.load(name, spec, bytes).await.map_err(refusal)?;
     if let Some(smoke) = &p.smoke {
         deployments.smoke(&version, smoke).await.map_err(refusal)?;
     }

@@ -220,13 +220,24 @@ impl Deployments {
         spec: VersionSpec,
         bytes: Option<Vec<u8>>,
     ) -> anyhow::Result<Arc<Version>> {
-        let bytes = match bytes {
-            Some(b) => b,
-            None => self.sources.read(&spec.source).await?,
+        // Reading pins the source to what it resolved to (a registry tag → its digests).
+        let (bytes, spec) = match bytes {
+            Some(b) => (b, spec),
+            None => {
+                let module = self.sources.read(&spec.source).await?;
+                let spec = VersionSpec {
+                    source: module.source,
+                    ..spec
+                };
+                (module.bytes, spec)
+            }
         };
         let runtime = self.runtime.clone();
         let prepared = tokio::task::spawn_blocking(move || runtime.prepare(&bytes)).await??;
         let limits = slot.limits.lock().unwrap().clone();
+        if !prepared.unsupported_imports.is_empty() {
+            tracing::warn!(component = %slot.id, module = %prepared.sha256.short(), interfaces = %prepared.unsupported_imports.join(", "), "the component imports interfaces fnhost does not implement; calling them fails");
+        }
         let policy = InstancePolicy {
             component: slot.id.clone(),
             files: spec.files.clone(),
@@ -244,6 +255,7 @@ impl Deployments {
             } else {
                 1
             },
+            grants: self.runtime.grant(&spec.grants)?,
         };
         let handler = self.runtime.version_handler(prepared.pre, policy);
         let name: Arc<str> = format!("{}@{}", slot.id, prepared.sha256.short()).into();

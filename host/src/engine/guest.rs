@@ -22,6 +22,7 @@ use super::outbound::OutboundPolicy;
 use super::output::GuestOutput;
 use super::request::{InstanceRequests, RequestTrace};
 use super::worker::{Expiration, Worker};
+use crate::capabilities::{CapabilitiesCtx, CapabilitiesView, Grants, InstanceCapabilities};
 use crate::metrics::Metrics;
 use crate::spec::{ComponentId, FileMount, OutboundHost};
 
@@ -36,6 +37,8 @@ pub struct InstancePolicy {
     pub request_timeout: Duration,
     /// Requests one instance may serve (1 = fresh instance per request).
     pub instance_reuse: u32,
+    /// Variables, key-value stores (see `capabilities`).
+    pub grants: Grants,
 }
 
 /// The data of one store: one instance's WASI state, limits and deadline.
@@ -44,6 +47,7 @@ pub struct GuestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: OutboundPolicy,
+    capabilities: InstanceCapabilities,
     limits: GuestLimits,
     /// When the newest request on this instance must have answered (CPU-time deadline).
     pub(super) deadline: Instant,
@@ -66,6 +70,15 @@ impl WasiHttpView for GuestState {
             ctx: &mut self.http,
             table: &mut self.table,
             hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl CapabilitiesView for GuestState {
+    fn capabilities(&mut self) -> CapabilitiesCtx<'_> {
+        CapabilitiesCtx {
+            state: &mut self.capabilities,
+            table: &mut self.table,
         }
     }
 }
@@ -187,6 +200,7 @@ impl VersionState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             hooks: OutboundPolicy::new(&p.allowed_outbound_hosts),
+            capabilities: p.grants.instance(),
             limits: GuestLimits {
                 memory_limit_bytes: usize::try_from(p.memory_limit_bytes).unwrap_or(usize::MAX),
                 memory_bytes: 0,

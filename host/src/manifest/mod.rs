@@ -21,10 +21,13 @@ use std::path::Path;
 
 use crate::router::Router;
 use crate::spec::{
-    App, AppLimits, CanaryPolicy, CandidateSpec, ComponentId, ComponentSpec, FileMount, GuardSpec,
-    Label, OutboundHost, PinKey, Sha256, Source, SpecError, Stickiness, VersionSpec, Weight,
+    App, AppLimits, AppVariable, CanaryPolicy, CandidateSpec, CapabilityGrants, ComponentId,
+    ComponentSpec, ComponentVariables, FileMount, GuardSpec, KeyValueStoreLabel, Label,
+    OciReference, OciSource, OutboundHost, PinKey, Sha256, Source, SpecError, Stickiness, Template,
+    VariableName, VersionSpec, Weight,
 };
 use schema::{ManifestFile, StringOr};
+use std::sync::Arc;
 
 /// The result of reading a manifest: the app plus warnings to log once.
 #[derive(Debug)]
@@ -55,6 +58,7 @@ mod bounds {
     pub const HEADERS: RangeInclusive<i64> = 1..=10_000;
     pub const CONNECTIONS: RangeInclusive<i64> = 1..=1_000_000;
     pub const INSTANCE_REUSE: RangeInclusive<i64> = 1..=100_000;
+    pub const MODULE_SIZE: RangeInclusive<u64> = 1 << 10..=4 << 30;
 }
 
 pub fn load(path: &Path) -> Result<Loaded> {
@@ -110,6 +114,7 @@ pub fn parse(text: &str, manifest_path: &Path) -> Result<Loaded> {
         file: &file,
         base,
         warnings,
+        insecure_registries: Vec::new(),
     };
     let app = convert.app(manifest, manifest_path)?;
     Ok(Loaded {
@@ -143,10 +148,6 @@ enum Judgement {
 /// Keys Spin defines that fnhost does not implement (`*` is one key or index), and what to say.
 const SPIN_UNSUPPORTED: &[(&str, &str)] = &[
     (
-        "variables",
-        "application variables are not supported by fnhost; ignored",
-    ),
-    (
         "application.trigger",
         "trigger-wide settings (base) are not supported; ignored",
     ),
@@ -163,15 +164,10 @@ const SPIN_UNSUPPORTED: &[(&str, &str)] = &[
         "not supported by fnhost; ignored",
     ),
     (
-        "component.*.key_value_stores",
-        "not supported by fnhost; ignored",
-    ),
-    (
         "component.*.sqlite_databases",
         "not supported by fnhost; ignored",
     ),
     ("component.*.ai_models", "not supported by fnhost; ignored"),
-    ("component.*.variables", "not supported by fnhost; ignored"),
     (
         "component.*.dependencies",
         "not supported by fnhost; ignored",
@@ -223,6 +219,8 @@ struct Convert<'a> {
     file: &'a str,
     base: &'a Path,
     warnings: Vec<String>,
+    /// `[application.tool.fnhost] insecure_registries`: registries reached over plain HTTP.
+    insecure_registries: Vec<String>,
 }
 
 impl Convert<'_> {
@@ -238,12 +236,15 @@ impl Convert<'_> {
         if m.application.name.is_empty() {
             return Err(self.err("application.name", "must be a non-empty string"));
         }
-        let limits = self.limits(m.application.tool.fnhost.unwrap_or_default())?;
+        let mut tool = m.application.tool.fnhost.unwrap_or_default();
+        self.insecure_registries = tool.insecure_registries.take().unwrap_or_default();
+        let limits = self.limits(tool)?;
+        let variables = Arc::new(self.app_variables(m.variables)?);
         let mut components = BTreeMap::new();
         for (id, c) in m.component {
             let at = format!("component.{id}");
             let id = ComponentId::new(&id).map_err(|e| self.err(&at, e))?;
-            let spec = self.component(&at, id.clone(), c, &limits)?;
+            let spec = self.component(&at, id.clone(), c, &limits, &variables)?;
             components.insert(id, spec);
         }
         let router = self.router(m.trigger.http, &components)?;
@@ -300,6 +301,10 @@ impl Convert<'_> {
             l.max_headers =
                 units::count(n, bounds::HEADERS).map_err(|e| self.err(&at("max_headers"), e))?;
         }
+        if let Some(v) = t.max_module_size {
+            l.max_module_bytes = units::size(&v, bounds::MODULE_SIZE)
+                .map_err(|e| self.err(&at("max_module_size"), e))?;
+        }
         if let Some(n) = t.max_connections {
             l.max_connections = units::count(n, bounds::CONNECTIONS)
                 .map_err(|e| self.err(&at("max_connections"), e))?;
@@ -307,13 +312,68 @@ impl Convert<'_> {
         Ok(l)
     }
 
+    fn app_variables(
+        &self,
+        vars: BTreeMap<String, schema::Variable>,
+    ) -> Result<BTreeMap<VariableName, AppVariable>> {
+        vars.into_iter()
+            .map(|(name, v)| {
+                let at = format!("variables.{name}");
+                let name = VariableName::new(&name).map_err(|e| self.err(&at, e))?;
+                let var = AppVariable::new(v.default, v.required, v.secret)
+                    .map_err(|e| self.err(&at, e))?;
+                Ok((name, var))
+            })
+            .collect()
+    }
+
+    /// `variables` and `key_value_stores` of one component.
+    fn grants(
+        &self,
+        at: &str,
+        c: &mut schema::Component,
+        app_variables: &Arc<BTreeMap<VariableName, AppVariable>>,
+    ) -> Result<CapabilityGrants> {
+        let vat = format!("{at}.variables");
+        let component = c
+            .variables
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, text)| {
+                let at = format!("{vat}.{name}");
+                let name = VariableName::new(&name).map_err(|e| self.err(&at, e))?;
+                Ok((name, Template::parse(&text).map_err(|e| self.err(&at, e))?))
+            })
+            .collect::<Result<_>>()?;
+        let variables = ComponentVariables::new(app_variables.clone(), component)
+            .map_err(|e| self.err(&vat, e))?;
+        let key_value_stores = c
+            .key_value_stores
+            .take()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, label)| {
+                KeyValueStoreLabel::new(label)
+                    .map_err(|e| self.err(&format!("{at}.key_value_stores[{i}]"), e))
+            })
+            .collect::<Result<_>>()?;
+        Ok(CapabilityGrants {
+            variables,
+            key_value_stores,
+        })
+    }
+
     fn component(
         &mut self,
         at: &str,
         id: ComponentId,
-        c: schema::Component,
+        mut c: schema::Component,
         app: &AppLimits,
+        app_variables: &Arc<BTreeMap<VariableName, AppVariable>>,
     ) -> Result<ComponentSpec> {
+        let grants = self.grants(at, &mut c, app_variables)?;
         let tool = c.tool.fnhost.unwrap_or_default();
         let tat = format!("{at}.tool.fnhost");
         let request_timeout = tool
@@ -344,6 +404,7 @@ impl Convert<'_> {
                 &format!("{at}.allowed_outbound_hosts"),
                 c.allowed_outbound_hosts.unwrap_or_default(),
             )?,
+            grants,
             label: self.label(&format!("{tat}.label"), tool.label)?,
         };
         let pin_key = tool
@@ -383,6 +444,7 @@ impl Convert<'_> {
                 .environment
                 .unwrap_or_else(|| component.environment.clone()),
             allowed_outbound_hosts: component.allowed_outbound_hosts.clone(),
+            grants: component.grants.clone(),
             label: self.label(&format!("{at}.label"), t.label)?,
         };
         let weight = Weight::from_percent(t.weight.unwrap_or(0.0))
@@ -446,11 +508,30 @@ impl Convert<'_> {
                 }
                 Ok(Source::Path(path))
             }
+            StringOr::Table(t) if t.url.is_none() && t.digest.is_none() => {
+                // Spin's registry source: { registry, package, version }.
+                let missing = |key: &str, what: &str| self.err(&format!("{at}.{key}"), what);
+                let registry = t.registry.ok_or_else(|| {
+                    missing(
+                        "registry",
+                        "missing (fnhost has no default registry: name one, e.g. \"ghcr.io\")",
+                    )
+                })?;
+                let package = t
+                    .package
+                    .ok_or_else(|| missing("package", "missing (\"NAMESPACE:NAME\")"))?;
+                let version = t
+                    .version
+                    .ok_or_else(|| missing("version", "missing (\"X.Y.Z\")"))?;
+                let reference = OciReference::package(&registry, &package, &version)
+                    .map_err(|e| self.err(at, e))?;
+                Ok(self.oci(reference, None))
+            }
             StringOr::Table(t) => {
-                if t.registry.is_some() || t.package.is_some() {
+                if t.registry.is_some() || t.package.is_some() || t.version.is_some() {
                     return Err(self.err(
                         at,
-                        "registry sources are not supported; use a path or { url, digest }",
+                        "use either { url, digest } or { registry, package, version }, not both",
                     ));
                 }
                 let url = t
@@ -464,9 +545,20 @@ impl Convert<'_> {
                 })?;
                 let digest = Sha256::parse_prefixed(&digest)
                     .map_err(|e| self.err(&format!("{at}.digest"), e))?;
+                if url.starts_with(OciReference::SCHEME) {
+                    let reference =
+                        OciReference::parse(&url).map_err(|e| self.err(&format!("{at}.url"), e))?;
+                    return Ok(self.oci(reference, Some(digest)));
+                }
                 Source::url(&url, digest).map_err(|e| self.err(&format!("{at}.url"), e))
             }
         }
+    }
+
+    /// A registry source, over plain HTTP when the manifest marks its registry insecure.
+    fn oci(&self, reference: OciReference, digest: Option<Sha256>) -> Source {
+        let insecure = self.insecure_registries.contains(&reference.registry);
+        Source::Oci(OciSource::new(reference, digest, insecure))
     }
 
     fn files(&self, at: &str, list: Vec<StringOr<schema::FilesMount>>) -> Result<Vec<FileMount>> {
@@ -630,6 +722,75 @@ max_error_rate = 0.05
         assert_eq!((id.as_str(), &**route), ("a", "/api/..."));
     }
 
+    /// `[variables]`, a component's `variables` and `key_value_stores`, with Spin's rules.
+    #[test]
+    fn variables_and_key_value_stores() {
+        let d = fixture();
+        let with = |component: &str, app: &str| {
+            GOOD.replace(
+                "environment = { K = \"v\" }",
+                &format!("environment = {{ K = \"v\" }}\n{component}"),
+            ) + app
+        };
+        let text = with(
+            "key_value_stores = [\"default\"]\n[component.a.variables]\nurl = \"https://{{ host }}/x\"\nplain = \"p\"",
+            "[variables]\nhost = { default = \"example.com\" }\ntoken = { required = true, secret = true }\n",
+        );
+        let loaded = parse_in(&d, &text).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let grants = &loaded.app.components["a"].version.grants;
+        assert_eq!(grants.key_value_stores[0].as_str(), "default");
+        let host = VariableName::new("host").unwrap();
+        assert_eq!(
+            grants.variables.app[&host].default.as_deref(),
+            Some("example.com")
+        );
+        assert!(grants.variables.app[&VariableName::new("token").unwrap()].secret);
+        assert_eq!(grants.variables.component.len(), 2);
+        // The candidate has the component's grants.
+        let candidate = loaded.app.components["a"].candidate.as_ref().unwrap();
+        assert_eq!(&candidate.version.grants, grants);
+
+        let cases: &[(String, &str, &str)] = &[
+            (
+                with("[component.a.variables]\nurl = \"{{ nope }}\"", ""),
+                "component.a.variables",
+                "\"nope\", which is not declared",
+            ),
+            (
+                with("[component.a.variables]\nURL = \"x\"", ""),
+                "component.a.variables.URL",
+                "lower_snake_case",
+            ),
+            (
+                with(
+                    "",
+                    "[variables]\nx = { default = \"1\", required = true }\n",
+                ),
+                "variables.x",
+                "not both",
+            ),
+            (
+                with("", "[variables]\nx = { secret = true }\n"),
+                "variables.x",
+                "needs a default or required",
+            ),
+            (
+                with("key_value_stores = [\"default\", \"customer\"]", ""),
+                "component.a.key_value_stores[1]",
+                "only the \"default\" store",
+            ),
+        ];
+        for (text, key, problem) in cases {
+            let err = format!("{:#}", parse_in(&d, text).unwrap_err());
+            assert!(
+                err.contains(&format!("spin.toml: {key}: ")),
+                "no key {key} in {err}"
+            );
+            assert!(err.contains(problem), "no problem {problem} in {err}");
+        }
+    }
+
     #[test]
     fn errors_name_file_key_and_problem() {
         let d = fixture();
@@ -754,12 +915,96 @@ max_error_rate = 0.05
     }
 
     #[test]
+    fn registry_sources() {
+        let d = fixture();
+        let digest = "b".repeat(64);
+        let with_source = |source: &str| {
+            GOOD.replace(
+                "source = \"a.wasm\"\nfiles",
+                &format!("source = {source}\nfiles"),
+            )
+        };
+        let oci = |text: &str| match parse_in(&d, text).unwrap().app.components["a"]
+            .version
+            .source
+            .clone()
+        {
+            Source::Oci(o) => o,
+            other => panic!("not a registry source: {other:?}"),
+        };
+        let spin = oci(&with_source(
+            r#"{ registry = "ghcr.io", package = "fnhost:pi", version = "1.0.0" }"#,
+        ));
+        assert_eq!(spin.reference.to_string(), "oci://ghcr.io/fnhost/pi:1.0.0");
+        assert_eq!((spin.digest, spin.plain_http), (None, false));
+        let pinned = oci(&with_source(&format!(
+            r#"{{ url = "oci://127.0.0.1:5000/fnhost/pi@sha256:{digest}", digest = "sha256:{digest}" }}"#
+        )));
+        assert_eq!(pinned.digest.map(|d| d.hex()), Some(digest.clone()));
+        assert!(pinned.plain_http, "a loopback registry");
+        // Plain HTTP elsewhere only where the manifest says so.
+        let marked = oci(&with_source(
+            r#"{ registry = "registry.internal:5000", package = "fnhost:pi", version = "1.0.0" }"#,
+        )
+        .replace(
+            "memory_limit = \"64MiB\"",
+            "memory_limit = \"64MiB\"\ninsecure_registries = [\"registry.internal:5000\"]",
+        ));
+        assert!(marked.plain_http);
+
+        for (source, key, problem) in [
+            (
+                r#"{ package = "fnhost:pi", version = "1.0.0" }"#.to_string(),
+                "component.a.source.registry",
+                "no default registry",
+            ),
+            (
+                r#"{ registry = "ghcr.io", version = "1.0.0" }"#.to_string(),
+                "component.a.source.package",
+                "missing",
+            ),
+            (
+                r#"{ registry = "ghcr.io", package = "fnhost:pi", version = "one" }"#.to_string(),
+                "component.a.source",
+                "semantic version",
+            ),
+            (
+                format!(r#"{{ url = "oci://fnhost/pi:1", digest = "sha256:{digest}" }}"#),
+                "component.a.source.url",
+                "must name its registry",
+            ),
+            (
+                format!(
+                    r#"{{ url = "https://x.example/a.wasm", digest = "sha256:{digest}", registry = "ghcr.io" }}"#
+                ),
+                "component.a.source",
+                "not both",
+            ),
+        ] {
+            let err = format!("{:#}", parse_in(&d, &with_source(&source)).unwrap_err());
+            assert!(
+                err.contains(key) && err.contains(problem),
+                "{source}: {err}"
+            );
+        }
+        let too_small = GOOD.replace(
+            "memory_limit = \"64MiB\"",
+            "memory_limit = \"64MiB\"\nmax_module_size = 100",
+        );
+        let err = format!("{:#}", parse_in(&d, &too_small).unwrap_err());
+        assert!(
+            err.contains("application.tool.fnhost.max_module_size"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn unsupported_and_unknown_keys_are_warnings() {
         let d = fixture();
         let text = GOOD.replace(
             "environment = { K = \"v\" }",
-            "environment = { K = \"v\" }\nkey_value_stores = [\"default\"]\nsourc = \"typo\"",
-        ) + "[variables]\nx = { default = \"1\" }\n[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"a\"\n[component.a.tool.other-tool]\nanything = 1\n";
+            "environment = { K = \"v\" }\nsqlite_databases = [\"default\"]\nsourc = \"typo\"",
+        ) + "[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"a\"\n[component.a.tool.other-tool]\nanything = 1\n";
         let loaded = parse_in(&d, &text).unwrap();
         let has = |key: &str, why: &str| {
             loaded
@@ -767,10 +1012,9 @@ max_error_rate = 0.05
                 .iter()
                 .any(|w| w.contains(&format!("spin.toml: {key}: ")) && w.contains(why))
         };
-        assert_eq!(loaded.warnings.len(), 4, "{:?}", loaded.warnings);
-        assert!(has("component.a.key_value_stores", "not supported"));
+        assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
+        assert!(has("component.a.sqlite_databases", "not supported"));
         assert!(has("component.a.sourc", "unknown key"));
-        assert!(has("variables", "not supported"));
         assert!(has("trigger.redis", "only HTTP triggers"));
     }
 

@@ -28,6 +28,19 @@ pub struct ManifestFile {
     pub trigger: Triggers,
     #[serde(default)]
     pub component: BTreeMap<String, Component>,
+    /// Application variables; components see them only through their own `variables`.
+    #[serde(default)]
+    pub variables: BTreeMap<String, Variable>,
+}
+
+/// `[variables] name = { default = "…" }` or `{ required = true }`, optionally `secret = true`.
+#[derive(Debug, Deserialize)]
+pub struct Variable {
+    pub default: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub secret: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +110,9 @@ pub struct AppTool {
     pub max_headers: Option<i64>,
     pub max_header_bytes: Option<Size>,
     pub max_connections: Option<i64>,
+    pub max_module_size: Option<Size>,
+    /// Registries (`host[:port]`) reached over plain HTTP (Spin's source table has no such key).
+    pub insecure_registries: Option<Vec<String>>,
 }
 
 /// A size as written: a number of bytes or a string with a unit.
@@ -155,6 +171,9 @@ pub struct Component {
     pub files: Option<Vec<StringOr<FilesMount>>>,
     pub environment: Option<BTreeMap<String, String>>,
     pub allowed_outbound_hosts: Option<Vec<String>>,
+    /// `name = "text with {{ app_variable }}"`.
+    pub variables: Option<BTreeMap<String, String>>,
+    pub key_value_stores: Option<Vec<String>>,
     #[allow(dead_code)] // accepted; no effect on serving
     pub description: Option<Inert>,
     #[allow(dead_code)] // accepted; no effect on serving
@@ -172,7 +191,6 @@ pub struct SourceTable {
     pub digest: Option<String>,
     pub registry: Option<String>,
     pub package: Option<String>,
-    #[allow(dead_code)] // registry sources are refused
     pub version: Option<String>,
 }
 

@@ -1,5 +1,5 @@
-//! Spin's `{ url, digest }` sources: an HTTP(S) GET over rustls, bounded in time, size and
-//! redirects. Verification and caching are the caller's (`mod.rs`).
+//! Spin's `{ url, digest }` sources: an HTTP(S) GET over rustls, bounded in size and
+//! redirects. Time bounds, verification and caching are the caller's (`mod.rs`).
 //!
 //! Server certificates are checked against the system's trust store (`SSL_CERT_FILE` /
 //! `SSL_CERT_DIR` are honoured, which is how the FROM-scratch image points at its bundle),
@@ -7,7 +7,6 @@
 //! URLs answer with one) are followed up to [`MAX_REDIRECTS`] times, never from HTTPS to HTTP.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use http::{StatusCode, Uri};
@@ -17,8 +16,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
-const MAX_MODULE_BYTES: usize = 256 << 20;
 const MAX_REDIRECTS: usize = 5;
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<bytes::Bytes>>;
@@ -39,13 +36,8 @@ fn client() -> &'static HttpsClient {
     })
 }
 
-pub async fn download(url: &str) -> Result<Vec<u8>> {
-    tokio::time::timeout(DOWNLOAD_TIMEOUT, get(url))
-        .await
-        .map_err(|_| anyhow!("timed out after {}s", DOWNLOAD_TIMEOUT.as_secs()))?
-}
-
-async fn get(url: &str) -> Result<Vec<u8>> {
+/// The body at `url`, refused as too large past `max_bytes`.
+pub async fn download(url: &str, max_bytes: u64) -> Result<Vec<u8>> {
     let mut uri: Uri = url.parse().with_context(|| format!("invalid URL {url}"))?;
     for _ in 0..=MAX_REDIRECTS {
         let response = client().get(uri.clone()).await?;
@@ -57,10 +49,17 @@ async fn get(url: &str) -> Result<Vec<u8>> {
         if !status.is_success() {
             bail!("HTTP {status}");
         }
-        let body = Limited::new(response.into_body(), MAX_MODULE_BYTES)
+        let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        let body = Limited::new(response.into_body(), limit)
             .collect()
             .await
-            .map_err(|e| anyhow!("{e}"))?;
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    super::too_large("the download is longer", max_bytes)
+                } else {
+                    anyhow!("{e}")
+                }
+            })?;
         return Ok(body.to_bytes().to_vec());
     }
     bail!("more than {MAX_REDIRECTS} redirects")

@@ -6,6 +6,8 @@
 //! * [`http`]: one blocking HTTP client (ureq) and its response type.
 //! * [`process`]: a server process with its log in a file, ready when an HTTP path answers,
 //!   stopped by PID on drop; its memory and CPU time from `/proc`.
+//! * [`python`]: virtual environments from pinned requirements; Python components built with
+//!   componentize-py and Spin's Python SDK.
 //! * [`static_server`]: a file server on 127.0.0.1 that counts requests.
 //! * [`spin_build`]: a Spin manifest's component build commands, run as `spin build` does.
 //! * [`net`]: free loopback ports; [`scratch`]: temporary directories (tempfile);
@@ -18,6 +20,7 @@ pub mod http;
 pub mod install;
 pub mod net;
 pub mod process;
+pub mod python;
 pub mod scratch;
 pub mod spin_build;
 pub mod static_server;

@@ -19,7 +19,9 @@
 //! 4. [`live_update`]: wrk against pi while the admin API swaps v1 ↔ v2.
 //! 5. [`per_instance`]: instantiation time (metrics histogram) and RSS per concurrent
 //!    instance (sleeping requests to the test-faults component), pooling vs `--no-pooling`.
-//! 6. [`models`]: one RandomForest served by fnhost's generic ONNX component, MLServer
+//! 6. [`python`]: the same Python pi code as a Spin-SDK component on fnhost (fresh instance
+//!    and reuse) and under Flask natively, with the component's instantiation time and memory.
+//! 7. [`models`]: one RandomForest served by fnhost's generic ONNX component, MLServer
 //!    (mlserver-sklearn) and onnxruntime behind http.server, on the same V2 request; and
 //!    `fnhost new onnx-model` → first 200.
 //!
@@ -37,6 +39,7 @@ mod models;
 mod per_instance;
 mod pi_compute;
 mod plot;
+mod python;
 mod render;
 mod results;
 mod servers;
@@ -87,6 +90,7 @@ pub enum Section {
     Startup,
     LiveUpdate,
     PerInstance,
+    Python,
     Models,
 }
 
@@ -100,7 +104,8 @@ impl Section {
             Section::Startup => "3. start-up",
             Section::LiveUpdate => "4. live update",
             Section::PerInstance => "5. per-instance cost",
-            Section::Models => "6. model serving",
+            Section::Python => "6. Python pi",
+            Section::Models => "7. model serving",
         }
     }
 }
@@ -177,6 +182,7 @@ fn measure(ctx: &Ctx, section: Section, results: &mut Results) -> Result<()> {
         Section::Startup => results.startup = Some(startup::run(ctx)?),
         Section::LiveUpdate => results.live_update = Some(live_update::run(ctx)?),
         Section::PerInstance => results.per_instance = Some(per_instance::run(ctx)?),
+        Section::Python => results.python = Some(python::run(ctx)?),
         Section::Models => results.models = Some(models::run(ctx)?),
     }
     Ok(())
@@ -220,6 +226,7 @@ fn prepare(root: &Path, quick: bool) -> Result<Ctx> {
         "iris",
         "onnx_model",
         "test_faults",
+        "pi_python",
     ] {
         let p = wasm_dir.join(format!("{w}.wasm"));
         ensure!(p.exists(), "{} is missing after the build", p.display());

@@ -1,4 +1,4 @@
-//! Section 6, model serving: one RandomForest (scikit-learn, 100 trees, Iris), side by side in
+//! Section 7, model serving: one RandomForest (scikit-learn, 100 trees, Iris), side by side in
 //! one sitting — fnhost's generic ONNX component (a fresh instance per request, and
 //! `instance_reuse`), Seldon MLServer with mlserver-sklearn serving the same fitted estimator's
 //! joblib, and onnxruntime behind a minimal Python HTTP server (`bench/ort_server.py`) serving
@@ -305,7 +305,7 @@ fn start_ort(ctx: &Ctx, python: &Path, model_dir: &Path) -> Result<(Server, Stri
 
 /// MLServer in its own virtual environment, serving `estimator.joblib` under the model's name.
 fn start_mlserver(ctx: &Ctx, model_dir: &Path) -> Result<(Server, String)> {
-    let python = onnx_venv::ensure_from(
+    let python = devkit::python::ensure_venv(
         &ctx.root.join(MLSERVER_REQUIREMENTS),
         &target_dir().join("venv-mlserver"),
     )?;
@@ -544,7 +544,7 @@ pub fn targets(m: &ModelServing) -> Vec<String> {
 pub fn render(m: &ModelServing) -> Result<(String, String)> {
     use std::fmt::Write as _;
     let mut md = String::new();
-    writeln!(md, "## 6. Model serving: one RandomForest, four servers\n")?;
+    writeln!(md, "## 7. Model serving: one RandomForest, four servers\n")?;
     writeln!(
         md,
         "The same model, {}: trained and exported by `functions/onnx/python/train.py --only {MODEL} \

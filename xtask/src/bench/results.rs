@@ -10,6 +10,7 @@ use super::machine::Machine;
 use super::models::ModelServing;
 use super::per_instance::PerInstance;
 use super::pi_compute::PiCompute;
+use super::python::PythonPi;
 use super::serving::Serving;
 use super::startup::Startup;
 use super::timeout_cost::TimeoutCost;
@@ -33,7 +34,9 @@ pub struct Results {
     pub startup: Option<Startup>,
     pub live_update: Option<LiveUpdate>,
     pub per_instance: Option<PerInstance>,
-    /// Section 6 (absent in results written before it existed).
+    #[serde(default)]
+    pub python: Option<PythonPi>,
+    /// Section 7 (absent in results written before it existed).
     #[serde(default)]
     pub models: Option<ModelServing>,
     /// The targets line, as rendered from the sections above.
@@ -66,6 +69,7 @@ impl Results {
             startup: None,
             live_update: None,
             per_instance: None,
+            python: None,
             models: None,
             targets: Vec::new(),
         }

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use devkit::http::{Client, Response};
 use devkit::process::Server;
 
+use super::wrk::{self, WrkResult};
 use super::Ctx;
 use crate::answers::{check_pi, check_setosa};
 
@@ -45,6 +46,37 @@ pub fn check_route(ctx: &Ctx, addr: &str, path: &str) -> Result<()> {
         Some(n) => check_pi(&ctx.root, &r, n.parse()?).map(drop),
         None => check_setosa(&r),
     }
+}
+
+/// One recorded wrk run of `conns` connections for `secs` s on `addr` `path`, the answer
+/// checked before and after; a full run is preceded by an unrecorded 1-second warm-up. Failed
+/// requests stop a quick (CI) run and are a warning in a full one, which reports them.
+pub fn checked_wrk(
+    ctx: &Ctx,
+    what: &str,
+    addr: &str,
+    path: &str,
+    conns: u32,
+    secs: u32,
+) -> Result<WrkResult> {
+    check_route(ctx, addr, path)?;
+    let url = format!("http://{addr}{path}");
+    if !ctx.quick {
+        wrk::run(&url, conns, 1)?; // warm-up, not recorded
+    }
+    let w = wrk::run(&url, conns, secs)?;
+    if !w.clean() {
+        let msg = format!(
+            "{what} c={conns}: {} non-2xx, {} socket errors, {} requests",
+            w.non2xx, w.socket_errors, w.requests
+        );
+        if ctx.quick {
+            bail!(msg);
+        }
+        println!("bench: WARNING {msg}");
+    }
+    check_route(ctx, addr, path)?;
+    Ok(w)
 }
 
 /// One unmeasured, checked request for 10 digits (first touch of the pool and the code pages).
