@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use devkit::python::{spin_sdk_venv, PythonComponent};
 use devkit::workspace::target_dir;
