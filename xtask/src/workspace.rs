@@ -64,7 +64,8 @@ fn ensure_wasm_target() -> Result<()> {
 /// Builds the components (and the test components when `with_tests`), then whatever else
 /// `spin.toml` says how to build (`[component.NAME.build]`, e.g. a component `fnhost new`
 /// added; in the Spin SDK venv, activated, so a Python component's componentize-py finds the
-/// SDK), then the host (which embeds the generic model module, so it comes last).
+/// SDK), then the host (which embeds the generic model module, so it comes last; with the
+/// native test targets when `with_tests`).
 pub fn build(with_tests: bool) -> Result<()> {
     ensure_wasm_target()?;
     let mut wasm = cargo();
@@ -79,7 +80,21 @@ pub fn build(with_tests: bool) -> Result<()> {
     let venv = spin_sdk_venv()?;
     build_python_functions(&venv)?;
     devkit::spin_build::build_components(&root().join("spin.toml"), &activated(&venv)?)?;
-    run(cargo().args(["build", "--release", "-p", "fnhost"]))
+    let mut host = cargo();
+    host.args(["build", "--release"]);
+    if with_tests {
+        // The host together with every native test target: cargo then unifies features as
+        // `cargo test` will (dev-dependencies included). Built alone, the host resolves some
+        // shared dependencies (indexmap, crc32fast, getrandom…) with other feature sets, and
+        // `cargo test` compiled wasmtime and everything above it a second time.
+        host.arg("--all-targets");
+        for c in NATIVE_TEST_CRATES {
+            host.args(["-p", c]);
+        }
+    } else {
+        host.args(["-p", "fnhost"]);
+    }
+    run(&mut host)
 }
 
 fn build_python_functions(venv: &Path) -> Result<()> {
