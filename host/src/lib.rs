@@ -10,6 +10,7 @@ pub mod deployments;
 pub mod engine;
 pub mod fsutil;
 pub mod http;
+pub mod logging;
 pub mod manifest;
 pub mod metrics;
 #[cfg(feature = "new")]

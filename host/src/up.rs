@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin, AdminRoots};
 use crate::deployments::Deployments;
 use crate::engine::{EngineSettings, Runtime};
 use crate::http::{self, Public};
+use crate::logging::{self, LogFormat};
 use crate::manifest;
 use crate::metrics::Metrics;
 use crate::sources::Sources;
@@ -90,42 +91,19 @@ pub struct UpOptions {
     threads: Option<usize>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 pub fn run(opts: UpOptions) -> Result<()> {
-    init_logging(opts.log_format);
+    logging::init(opts.log_format);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = opts.threads {
         rt.worker_threads(n);
     }
-    rt.build()?.block_on(async {
+    let served = rt.build()?.block_on(async {
         let host = opts.execute().await?;
         host.serve().await
-    })
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FNHOST_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "info,wasmtime_wasi_http=warn,cranelift=warn,wasmtime=warn",
-        )
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.with_target(false).init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
-    }
+    logging::flush();
+    served
 }
 
 /// A host ready to serve: components loaded, listeners bound.

@@ -399,6 +399,41 @@ fn json_logs_carry_request_ids_that_responses_echo() {
 }
 
 #[test]
+fn every_answered_request_is_in_the_log_when_the_host_stops() {
+    // Access lines are written in batches; a host that stops writes what it holds. Only
+    // warnings besides the access log, so that no other event's line flushes the batch.
+    let dir = TempDir::new("limits");
+    dir.copy_in(&wasm("test_faults"), "test_faults.wasm");
+    dir.write("spin.toml", MANIFEST);
+    let mut s = Start::new(dir.path());
+    s.extra_args = vec!["--log-format".into(), "json".into()];
+    s.env = vec![("FNHOST_LOG".into(), "warn,fnhost::request=info".into())];
+    let host = Host::try_start(s).unwrap();
+    let log = host.log.clone();
+    let ids: Vec<String> = (0..200)
+        .map(|_| {
+            let r = host.get("/f/ok");
+            assert_eq!(r.status, 200);
+            r.header("x-request-id").unwrap().to_string()
+        })
+        .collect();
+    assert!(host.terminate().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let logged: std::collections::HashSet<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|l| Some(l["request_id"].as_str()?.to_string()))
+        .collect();
+    let missing: Vec<&String> = ids.iter().filter(|id| !logged.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of 200 answered requests have no log line after the host stopped: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+#[test]
 fn idle_connections_beyond_the_limit_wait_and_memory_stays_bounded() {
     let (_dir, host) = start(&[]);
     let rss_before = host.rss_kib();

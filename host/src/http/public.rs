@@ -159,7 +159,7 @@ pub async fn handle(
     let component = answered.as_ref().map(|a| a.component.as_str());
     let version = answered.as_ref().and_then(|a| a.version.as_deref());
     tracing::info!(
-        target: "fnhost::request",
+        target: crate::logging::ACCESS_TARGET,
         request_id = %request_id,
         method = %parts.method,
         path = %parts.uri.path(),
