@@ -32,6 +32,9 @@ component = "picrunch"
 [[trigger.http]]
 route = "/api/v01/classify"
 component = "iris"
+[[trigger.http]]
+route = "/api/v01-reused/classify"
+component = "iris-reused"
 [component.pi]
 source = "pi_chudnovsky.wasm"
 [component.picrunch]
@@ -40,6 +43,12 @@ variables = { max_ndigits = "100000" }
 [component.iris]
 source = "iris.wasm"
 files = [{ source = "models/iris", destination = "/model" }]
+# The same, with instances that serve many requests (and keep the model they parsed).
+[component.iris-reused]
+source = "iris.wasm"
+files = [{ source = "models/iris", destination = "/model" }]
+[component.iris-reused.tool.fnhost]
+instance_reuse = 64
 "#,
     );
     let host = Host::start(dir.path());
@@ -256,41 +265,49 @@ fn iris_examples_batch_of_all_rows_and_bad_input() {
 #[test]
 fn iris_model_file_replaced_on_disk_answers_next_and_missing_model_is_503() {
     let (dir, host) = fixture();
-    assert_eq!(
-        classify(&host, "sl=5.1&sw=3.5&pl=1.4&pw=0.3").json()["model"],
-        "iris-logreg@1"
-    );
-    dir.copy_in(
-        &root().join("models/iris/v2/model.json"),
-        "models/iris/model.json",
-    );
-    let r = classify(&host, "sl=5.1&sw=3.5&pl=1.4&pw=0.3");
-    assert_eq!(
-        r.json()["model"],
-        "iris-knn@2",
-        "the next request uses the new model"
-    );
-    assert_eq!(r.json()["species"], "Iris setosa");
+    // A fresh instance per request, and reused instances (which keep the model they parsed
+    // until the file's bytes change).
+    for route in ["/api/v01/classify", "/api/v01-reused/classify"] {
+        let classify = |q: &str| host.get(&format!("{route}?{q}"));
+        let q = "sl=5.1&sw=3.5&pl=1.4&pw=0.3";
+        dir.copy_in(
+            &root().join("models/iris/v1/model.json"),
+            "models/iris/model.json",
+        );
+        for _ in 0..3 {
+            assert_eq!(classify(q).json()["model"], "iris-logreg@1", "{route}");
+        }
+        dir.copy_in(
+            &root().join("models/iris/v2/model.json"),
+            "models/iris/model.json",
+        );
+        let r = classify(q);
+        assert_eq!(
+            r.json()["model"],
+            "iris-knn@2",
+            "{route}: the next request uses the new model"
+        );
+        assert_eq!(r.json()["species"], "Iris setosa");
 
-    std::fs::write(dir.join("models/iris/model.json"), "{ corrupt").unwrap();
-    let r = classify(&host, "sl=5.1&sw=3.5&pl=1.4&pw=0.3");
-    assert_eq!(r.status, 503, "{}", r.text());
-    assert!(r.error().to_lowercase().contains("model"), "{}", r.error());
-    std::fs::remove_file(dir.join("models/iris/model.json")).unwrap();
-    assert_eq!(classify(&host, "sl=5.1&sw=3.5&pl=1.4&pw=0.3").status, 503);
-    assert_eq!(
-        host.get("/api/v0/pi?ndigits=5").status,
-        200,
-        "other routes keep serving"
-    );
-    dir.copy_in(
-        &root().join("models/iris/v1/model.json"),
-        "models/iris/model.json",
-    );
-    assert!(wait_until(Duration::from_secs(5), || classify(
-        &host,
-        "sl=5.1&sw=3.5&pl=1.4&pw=0.3"
-    )
-    .status
-        == 200));
+        std::fs::write(dir.join("models/iris/model.json"), "{ corrupt").unwrap();
+        let r = classify(q);
+        assert_eq!(r.status, 503, "{route}: {}", r.text());
+        assert!(r.error().to_lowercase().contains("model"), "{}", r.error());
+        std::fs::remove_file(dir.join("models/iris/model.json")).unwrap();
+        assert_eq!(classify(q).status, 503, "{route}");
+        assert_eq!(
+            host.get("/api/v0/pi?ndigits=5").status,
+            200,
+            "other routes keep serving"
+        );
+        dir.copy_in(
+            &root().join("models/iris/v1/model.json"),
+            "models/iris/model.json",
+        );
+        assert!(
+            wait_until(Duration::from_secs(5), || classify(q).status == 200),
+            "{route}"
+        );
+        assert_eq!(classify(q).json()["model"], "iris-logreg@1", "{route}");
+    }
 }

@@ -134,23 +134,38 @@ pub struct Prediction {
     pub probabilities: Option<Vec<f64>>,
 }
 
-/// Parses and validates an artifact.
+/// Parses and validates an artifact, in one pass over the text: the `format` field is looked
+/// at on its own only to explain an artifact that does not parse (the component parses its
+/// model on every request).
 pub fn load_model(bytes: &[u8]) -> Result<Model, ModelError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ModelError::Corrupt(format!("not valid JSON: {e}")))?;
-    match value.get("format") {
-        Some(serde_json::Value::String(f)) if f == FORMAT => {}
-        Some(serde_json::Value::String(f)) => {
-            return Err(ModelError::Unsupported(format!(
-                "format `{f}`; this build reads `{FORMAT}`"
-            )))
+    match serde_json::from_slice::<Artifact>(bytes) {
+        Ok(artifact) => Model::from_artifact(artifact),
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            Err(format_error(bytes).unwrap_or_else(|| corrupt(format!("bad artifact: {e}"))))
         }
-        Some(_) => return Err(ModelError::Corrupt("`format` is not a string".into())),
-        None => return Err(ModelError::Corrupt("no `format` field".into())),
+        Err(e) => Err(corrupt(format!("not valid JSON: {e}"))),
     }
-    let artifact: Artifact = serde_json::from_value(value)
-        .map_err(|e| ModelError::Corrupt(format!("bad artifact: {e}")))?;
-    Model::from_artifact(artifact)
+}
+
+/// Why well-formed JSON that is not an artifact is refused, when its `format` field says:
+/// absent or not a string (corrupt) or another format (unsupported); `None` for this format.
+fn format_error(bytes: &[u8]) -> Option<ModelError> {
+    #[derive(Deserialize)]
+    struct FormatOnly {
+        format: Option<serde_json::Value>,
+    }
+    let format = match serde_json::from_slice::<FormatOnly>(bytes) {
+        Ok(probe) => probe.format,
+        Err(_) => return Some(corrupt("not an artifact object")),
+    };
+    match format {
+        Some(serde_json::Value::String(f)) if f == FORMAT => None,
+        Some(serde_json::Value::String(f)) => Some(ModelError::Unsupported(format!(
+            "format `{f}`; this build reads `{FORMAT}`"
+        ))),
+        Some(_) => Some(corrupt("`format` is not a string")),
+        None => Some(corrupt("no `format` field")),
+    }
 }
 
 fn corrupt(msg: impl Into<String>) -> ModelError {
@@ -186,8 +201,7 @@ impl Model {
         }
         let predictor = match artifact.kind.as_str() {
             KIND_LOGISTIC_REGRESSION => {
-                let p: LogisticRegressionParameters =
-                    serde_json::from_value(artifact.parameters.clone())
+                let p = LogisticRegressionParameters::deserialize(&artifact.parameters)
                         .map_err(|e| corrupt(format!("bad logistic_regression parameters: {e}")))?;
                 if p.weights.len() != FEATURES.len() {
                     return Err(corrupt(format!(
@@ -220,7 +234,7 @@ impl Model {
                 }
             }
             KIND_K_NEAREST_NEIGHBORS => {
-                let p: KnnParameters = serde_json::from_value(artifact.parameters.clone())
+                let p = KnnParameters::deserialize(&artifact.parameters)
                     .map_err(|e| corrupt(format!("bad k_nearest_neighbors parameters: {e}")))?;
                 if p.metric != METRIC_EUCLIDEAN {
                     return Err(ModelError::Unsupported(format!(
