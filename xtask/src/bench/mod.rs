@@ -15,6 +15,9 @@
 //!    2b. [`timeout_cost`]: the same manifest served with CPU-time timeouts on and with
 //!    `--no-cpu-timeouts`, side by side (req/s and server CPU per request, iris and pi at
 //!    100 and 10^4 decimals), and the same comparison for `wasmtime serve -W timeout`.
+//!
+//!    2c. [`log_cost`]: the same manifest served with its access log and without
+//!    (`FNHOST_LOG=warn`), side by side, iris and pi at 100 decimals.
 //! 3. [`startup`]: process start → first 200, with a cold and a warm compiled-module cache.
 //! 4. [`live_update`]: wrk against pi while the admin API swaps v1 ↔ v2.
 //! 5. [`per_instance`]: instantiation time (metrics histogram) and RSS per concurrent
@@ -34,6 +37,7 @@
 //! Every server is started by this code and stopped by its PID (also on failure).
 
 mod live_update;
+mod log_cost;
 mod machine;
 mod models;
 mod per_instance;
@@ -87,6 +91,7 @@ pub enum Section {
     PiCompute,
     Serving,
     TimeoutCost,
+    LogCost,
     Startup,
     LiveUpdate,
     PerInstance,
@@ -101,6 +106,7 @@ impl Section {
             Section::PiCompute => "1. pi compute",
             Section::Serving => "2. serving",
             Section::TimeoutCost => "2b. timeout cost",
+            Section::LogCost => "2c. access log cost",
             Section::Startup => "3. start-up",
             Section::LiveUpdate => "4. live update",
             Section::PerInstance => "5. per-instance cost",
@@ -179,6 +185,7 @@ fn measure(ctx: &Ctx, section: Section, results: &mut Results) -> Result<()> {
         Section::PiCompute => results.pi = Some(pi_compute::run(ctx)?),
         Section::Serving => results.serving = Some(serving::run(ctx)?),
         Section::TimeoutCost => results.timeout_cost = Some(timeout_cost::run(ctx)?),
+        Section::LogCost => results.log_cost = Some(log_cost::run(ctx)?),
         Section::Startup => results.startup = Some(startup::run(ctx)?),
         Section::LiveUpdate => results.live_update = Some(live_update::run(ctx)?),
         Section::PerInstance => results.per_instance = Some(per_instance::run(ctx)?),

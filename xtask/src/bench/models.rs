@@ -18,6 +18,7 @@ use anyhow::{ensure, Context, Result};
 use devkit::process::Server;
 use serde::{Deserialize, Serialize};
 
+use super::render::verdict;
 use super::servers::{http, write_manifest, Fnhost};
 use super::wrk::{self, WrkResult};
 use super::Ctx;
@@ -505,7 +506,6 @@ mod tests {
 
 /// The targets line's items of this section.
 pub fn targets(m: &ModelServing) -> Vec<String> {
-    let verdict = |ok: bool| if ok { "**met**" } else { "**not met**" };
     let mut items = Vec::new();
     match (m.rps(FNHOST_REUSE, 1), m.rps(FNHOST_FRESH, 1), m.rps(MLSERVER, 1)) {
         (Some(reuse), Some(fresh), Some(ml)) => items.push(format!(

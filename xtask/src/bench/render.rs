@@ -18,10 +18,19 @@ use super::servers::{
 };
 use super::serving::{Serving, SERVERS};
 use super::startup::Startup;
-use super::stats::{fmt_ms, fmt_s, max, median, min};
+use super::stats::{fmt_ms, fmt_s, max, median, min, runs};
 use super::timeout_cost::TimeoutCost;
 use super::wrk;
 use super::Ctx;
+
+/// How the targets line says whether a target was met.
+pub fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "**met**"
+    } else {
+        "**not met**"
+    }
+}
 
 /// Hand-kept notes that explain the numbers; included verbatim, not measured by a run.
 const INCLUDED: [(&str, &str); 2] = [
@@ -59,6 +68,7 @@ fn markdown(ctx: &Ctx, r: &Results) -> Result<String> {
         r.pi.as_ref().map(|p| pi(ctx, p)),
         r.serving.as_ref().map(|s| serving(ctx, r.quick, s)),
         r.timeout_cost.as_ref().map(timeout_cost),
+        r.log_cost.as_ref().map(super::log_cost::render),
         r.startup.as_ref().map(startup),
         r.live_update.as_ref().map(live_update),
         r.per_instance.as_ref().map(per_instance),
@@ -177,7 +187,6 @@ fn header(r: &Results) -> Result<String> {
 /// The targets line's items, from what the results hold.
 fn targets(r: &Results) -> Vec<String> {
     let mut items: Vec<String> = Vec::new();
-    let verdict = |ok: bool| if ok { "**met**" } else { "**not met**" };
     let fmt_list = |v: &[(String, f64)]| {
         v.iter()
             .map(|(r, x)| format!("{r} {x:.2}"))
@@ -277,6 +286,9 @@ fn targets(r: &Results) -> Vec<String> {
                 ""
             }
         ));
+    }
+    if let Some(l) = &r.log_cost {
+        items.push(super::log_cost::targets(l, r.quick));
     }
     if let Some(m) = &r.models {
         items.extend(super::models::targets(m));
@@ -723,29 +735,17 @@ fn timeout_cost(t: &TimeoutCost) -> Result<(String, String)> {
     writeln!(md, "```\n")?;
     writeln!(md, "| server | instances | route | timeouts on: median req/s (runs) | timeouts off: median req/s (runs) | on / off | CPU µs per request, on / off (added) | within 5%? |")?;
     writeln!(md, "|---|---|---|---:|---:|---:|---:|---|")?;
-    let list = |v: &[f64]| {
-        v.iter()
-            .map(|x| format!("{x:.0}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     for r in &t.rows {
-        let (m_on, m_off) = (
-            median(&r.timeouts_on_req_per_s),
-            median(&r.timeouts_off_req_per_s),
-        );
-        let (cpu_on, cpu_off) = (
-            median(&r.timeouts_on_cpu_us_per_request),
-            median(&r.timeouts_off_cpu_us_per_request),
-        );
+        let (m_on, m_off) = (median(&r.on_req_per_s), median(&r.off_req_per_s));
+        let (cpu_on, cpu_off) = r.cpu_us();
         writeln!(
             md,
             "| {} | {} | {} | {m_on:.0} ({}) | {m_off:.0} ({}) | {:.3} | {cpu_on:.0} / {cpu_off:.0} ({:+.0} µs) | {} |",
             r.server,
             r.mode,
             r.route,
-            list(&r.timeouts_on_req_per_s),
-            list(&r.timeouts_off_req_per_s),
+            runs(&r.on_req_per_s),
+            runs(&r.off_req_per_s),
             r.on_over_off(),
             cpu_on - cpu_off,
             if r.within_5_percent() { "✓ met" } else { "✗ missed" }

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::live_update::LiveUpdate;
+use super::log_cost::LogCost;
 use super::machine::Machine;
 use super::models::ModelServing;
 use super::per_instance::PerInstance;
@@ -31,6 +32,9 @@ pub struct Results {
     pub pi: Option<PiCompute>,
     pub serving: Option<Serving>,
     pub timeout_cost: Option<TimeoutCost>,
+    /// Section 2c (absent in results written before it existed).
+    #[serde(default)]
+    pub log_cost: Option<LogCost>,
     pub startup: Option<Startup>,
     pub live_update: Option<LiveUpdate>,
     pub per_instance: Option<PerInstance>,
@@ -66,6 +70,7 @@ impl Results {
             pi: None,
             serving: None,
             timeout_cost: None,
+            log_cost: None,
             startup: None,
             live_update: None,
             per_instance: None,

@@ -105,6 +105,18 @@ impl Fnhost {
         cache: &Path,
         extra: &[&str],
     ) -> Result<Fnhost> {
+        Fnhost::spawn_with_env(ctx, name, manifest, cache, extra, &[])
+    }
+
+    /// Spawns fnhost with these environment variables set (without waiting for it).
+    pub fn spawn_with_env(
+        ctx: &Ctx,
+        name: &str,
+        manifest: &Path,
+        cache: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Fnhost> {
         let [addr, admin] = devkit::net::free_addrs::<2>().map(|a| a.to_string());
         let state = ctx.work.join(format!("state-{name}"));
         std::fs::create_dir_all(&state)?;
@@ -120,6 +132,7 @@ impl Fnhost {
             .args(extra)
             .env("FNHOST_ADMIN_TOKEN", TOKEN)
             .env("FNHOST_CACHE_KEY", CACHE_KEY)
+            .envs(env.iter().copied())
             .env_remove("RUST_BACKTRACE");
         let server = Server::spawn(name, &mut cmd, &ctx.work.join(format!("{name}.log")))?;
         Ok(Fnhost {
@@ -137,10 +150,14 @@ impl Fnhost {
         cache: &Path,
         extra: &[&str],
     ) -> Result<Fnhost> {
-        let mut host = Fnhost::spawn(ctx, name, manifest, cache, extra)?;
-        host.server
-            .wait_http_ok(&host.addr, "/readyz", Duration::from_secs(300))?;
-        Ok(host)
+        Fnhost::spawn(ctx, name, manifest, cache, extra)?.ready()
+    }
+
+    /// Waits until every component is loaded (`/readyz`).
+    pub fn ready(mut self) -> Result<Fnhost> {
+        self.server
+            .wait_http_ok(&self.addr, "/readyz", Duration::from_secs(300))?;
+        Ok(self)
     }
 
     /// An admin API call (POST with an empty body, or GET).

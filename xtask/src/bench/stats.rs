@@ -14,6 +14,14 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// Runs as the tables show them: rounded, comma-separated, in order.
+pub fn runs(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{x:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn max(v: &[f64]) -> f64 {
     v.iter().copied().fold(0.0, f64::max)
 }

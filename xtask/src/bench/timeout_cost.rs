@@ -3,6 +3,8 @@
 //! `--no-cpu-timeouts`, measured alternately (req/s and server CPU time per request); and the
 //! same for `wasmtime serve -W timeout` against no timeout.
 
+use std::path::PathBuf;
+
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 
@@ -32,40 +34,62 @@ pub struct TimeoutCost {
     pub rows: Vec<OnOffRow>,
 }
 
-/// One server, instance mode and route: the runs with timeouts on and off, in order.
+/// One server, instance mode and route: the runs with a feature (the timeouts, the access
+/// log) on and off, in order.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OnOffRow {
     pub server: String,
     pub mode: String,
     pub route: String,
-    pub timeouts_on_req_per_s: Vec<f64>,
-    pub timeouts_off_req_per_s: Vec<f64>,
-    pub timeouts_on_cpu_us_per_request: Vec<f64>,
-    pub timeouts_off_cpu_us_per_request: Vec<f64>,
+    #[serde(alias = "timeouts_on_req_per_s")]
+    pub on_req_per_s: Vec<f64>,
+    #[serde(alias = "timeouts_off_req_per_s")]
+    pub off_req_per_s: Vec<f64>,
+    #[serde(alias = "timeouts_on_cpu_us_per_request")]
+    pub on_cpu_us_per_request: Vec<f64>,
+    #[serde(alias = "timeouts_off_cpu_us_per_request")]
+    pub off_cpu_us_per_request: Vec<f64>,
 }
 
 impl OnOffRow {
-    /// Median req/s with timeouts on over off.
+    /// Median req/s with the feature on over off.
     pub fn on_over_off(&self) -> f64 {
-        median(&self.timeouts_on_req_per_s) / median(&self.timeouts_off_req_per_s)
+        median(&self.on_req_per_s) / median(&self.off_req_per_s)
     }
 
-    /// The target: on / off ≥ 0.95.
+    /// The timeouts' target: on / off ≥ 0.95.
     pub fn within_5_percent(&self) -> bool {
         self.on_over_off() >= 0.95
+    }
+
+    /// Median server CPU µs per request, on and off.
+    pub fn cpu_us(&self) -> (f64, f64) {
+        (
+            median(&self.on_cpu_us_per_request),
+            median(&self.off_cpu_us_per_request),
+        )
     }
 }
 
 /// A server under test: its PID (for CPU time) and address.
-struct Side<'a> {
-    pid: u32,
-    addr: &'a str,
+pub struct Side<'a> {
+    pub pid: u32,
+    pub addr: &'a str,
+}
+
+impl<'a> Side<'a> {
+    pub fn of(host: &'a Fnhost) -> Side<'a> {
+        Side {
+            pid: host.server.pid(),
+            addr: &host.addr,
+        }
+    }
 }
 
 /// wrk against the `on` and `off` servers alternately, `pairs` times, recording req/s and the
 /// server's CPU time per request (from /proc, around each run).
 #[allow(clippy::too_many_arguments)]
-fn measure_on_off(
+pub fn measure_on_off(
     ctx: &Ctx,
     (server, mode, route): (&str, &str, &str),
     sides: [Side; 2],
@@ -90,7 +114,7 @@ fn measure_on_off(
             let cpu = devkit::process::cpu_time(side.pid)? - cpu_before;
             ensure!(
                 w.clean(),
-                "timeout cost {server} {mode} {route}: {} non-2xx, {} socket errors, {} requests",
+                "on/off {server} {mode} {route}: {} non-2xx, {} socket errors, {} requests",
                 w.non2xx,
                 w.socket_errors,
                 w.requests
@@ -108,29 +132,42 @@ fn measure_on_off(
         server: server.to_string(),
         mode: mode.to_string(),
         route: route.to_string(),
-        timeouts_on_req_per_s: on_rps,
-        timeouts_off_req_per_s: off_rps,
-        timeouts_on_cpu_us_per_request: on_cpu,
-        timeouts_off_cpu_us_per_request: off_cpu,
+        on_req_per_s: on_rps,
+        off_req_per_s: off_rps,
+        on_cpu_us_per_request: on_cpu,
+        off_cpu_us_per_request: off_cpu,
     })
+}
+
+/// The instance modes the on/off sections measure, each with its manifest (named with `tag`):
+/// *fresh*, `spin-side-by-side.toml`; *reuse128*, the same with `instance_reuse = 128`.
+pub fn modes(ctx: &Ctx, tag: &str) -> Result<[(&'static str, PathBuf); 2]> {
+    Ok([
+        (
+            "fresh",
+            write_manifest(
+                ctx,
+                &format!("spin-side-by-side-{tag}.toml"),
+                &side_by_side_manifest(ctx, None)?,
+            )?,
+        ),
+        (
+            "reuse128",
+            write_manifest(
+                ctx,
+                &format!("spin-reuse128-{tag}.toml"),
+                &side_by_side_manifest(ctx, Some(128))?,
+            )?,
+        ),
+    ])
 }
 
 pub fn run(ctx: &Ctx) -> Result<TimeoutCost> {
     let (secs, pairs) = if ctx.quick { (1u32, 2usize) } else { (5, 3) };
     let conns = 16;
-    let reuse_manifest = write_manifest(
-        ctx,
-        "spin-reuse128-timeouts.toml",
-        &side_by_side_manifest(ctx, Some(128))?,
-    )?;
-    let fresh_manifest = write_manifest(
-        ctx,
-        "spin-side-by-side-timeouts.toml",
-        &side_by_side_manifest(ctx, None)?,
-    )?;
     let cache = ctx.work.join("cache-timeouts");
     let mut rows = Vec::new();
-    for (mode, manifest) in [("fresh", fresh_manifest), ("reuse128", reuse_manifest)] {
+    for (mode, manifest) in modes(ctx, "timeouts")? {
         // Both servers run side by side; only the one under load does work.
         let on = Fnhost::start(
             ctx,
@@ -150,16 +187,7 @@ pub fn run(ctx: &Ctx) -> Result<TimeoutCost> {
             rows.push(measure_on_off(
                 ctx,
                 ("fnhost", mode, route),
-                [
-                    Side {
-                        pid: on.server.pid(),
-                        addr: &on.addr,
-                    },
-                    Side {
-                        pid: off.server.pid(),
-                        addr: &off.addr,
-                    },
-                ],
+                [Side::of(&on), Side::of(&off)],
                 path,
                 conns,
                 secs,
