@@ -2,11 +2,12 @@
 //!
 //! This file is the command line (clap) and nothing else: each subcommand calls one function
 //! of a module. `workspace` builds and tests, `bench` measures, `image` and `k8s` package and
-//! deploy, `fuzz` fuzzes; `devkit` (a crate shared with the end-to-end tests) runs commands,
+//! deploy, `docker` runs a private Docker daemon for `image`, `fuzz` fuzzes; `devkit` (a crate shared with the end-to-end tests) runs commands,
 //! installs packages, starts servers and talks HTTP for all of them.
 
 mod answers;
 mod bench;
+mod docker;
 mod fuzz;
 mod image;
 mod k8s;
