@@ -6,7 +6,8 @@
 //! * [`http`]: one blocking HTTP client (ureq) and its response type.
 //! * [`process`]: a server process with its log in a file, ready when an HTTP path answers,
 //!   stopped by PID on drop; its memory and CPU time from `/proc`.
-//! * [`static_server`]: a file server on 127.0.0.1 that counts requests.
+//! * [`static_server`]: a file server on 127.0.0.1 that counts requests; [`registry`]: an OCI
+//!   registry (Distribution) on 127.0.0.1, stopped and started again at will.
 //! * [`net`]: free loopback ports; [`scratch`]: temporary directories (tempfile);
 //!   [`workspace`]: where the workspace and its target directory are.
 //!
@@ -17,6 +18,7 @@ pub mod http;
 pub mod install;
 pub mod net;
 pub mod process;
+pub mod registry;
 pub mod scratch;
 pub mod static_server;
 pub mod workspace;
