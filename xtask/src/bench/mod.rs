@@ -19,6 +19,9 @@
 //! 4. [`live_update`]: wrk against pi while the admin API swaps v1 ↔ v2.
 //! 5. [`per_instance`]: instantiation time (metrics histogram) and RSS per concurrent
 //!    instance (sleeping requests to the test-faults component), pooling vs `--no-pooling`.
+//! 6. the fleet ([`crate::fleet`]): three replicas of the image behind HAProxy, six rollouts
+//!    under load, full length. Not in `--quick`: `cargo xtask test` runs `fleet --quick`
+//!    itself, in the Docker daemon and with the image it already has.
 //!
 //! `--quick` (CI) uses small sizes, short wrk runs at one connection count and skips
 //! `wasmtime serve`; it runs the same code, starts every server it uses, checks every answer,
@@ -40,7 +43,7 @@ mod serving;
 mod startup;
 mod stats;
 mod timeout_cost;
-mod wrk;
+pub(crate) mod wrk;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -83,6 +86,7 @@ pub enum Section {
     Startup,
     LiveUpdate,
     PerInstance,
+    Fleet,
 }
 
 impl Section {
@@ -95,6 +99,7 @@ impl Section {
             Section::Startup => "3. start-up",
             Section::LiveUpdate => "4. live update",
             Section::PerInstance => "5. per-instance cost",
+            Section::Fleet => "6. fleet",
         }
     }
 }
@@ -139,6 +144,10 @@ pub fn run(root: &Path, options: &Options) -> Result<()> {
         if !(all || options.sections.contains(section)) {
             continue;
         }
+        if *section == Section::Fleet && ctx.quick {
+            println!("bench: the fleet section is not part of --quick (`cargo xtask test` runs `cargo xtask fleet --quick`)");
+            continue;
+        }
         let before = loadavg();
         let t = Instant::now();
         measure(&ctx, *section, &mut results)
@@ -171,6 +180,7 @@ fn measure(ctx: &Ctx, section: Section, results: &mut Results) -> Result<()> {
         Section::Startup => results.startup = Some(startup::run(ctx)?),
         Section::LiveUpdate => results.live_update = Some(live_update::run(ctx)?),
         Section::PerInstance => results.per_instance = Some(per_instance::run(ctx)?),
+        Section::Fleet => results.fleet = Some(crate::fleet::run(&ctx.root, false)?),
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ use super::stats::{fmt_ms, fmt_s, max, median, min};
 use super::timeout_cost::TimeoutCost;
 use super::wrk;
 use super::Ctx;
+use crate::fleet::FleetReport;
 
 /// Hand-kept notes that explain the numbers; included verbatim, not measured by a run.
 const INCLUDED: [(&str, &str); 2] = [
@@ -59,6 +60,7 @@ fn markdown(ctx: &Ctx, r: &Results) -> Result<String> {
         r.startup.as_ref().map(startup),
         r.live_update.as_ref().map(live_update),
         r.per_instance.as_ref().map(per_instance),
+        r.fleet.as_ref().map(fleet),
     ]
     .into_iter()
     .flatten()
@@ -912,5 +914,76 @@ fn per_instance(p: &PerInstance) -> Result<(String, String)> {
         )?;
     }
     let line = line.trim_end_matches(';').to_string() + ".";
+    Ok((line, md))
+}
+
+fn fleet(f: &FleetReport) -> Result<(String, String)> {
+    let mut md = String::new();
+    writeln!(
+        md,
+        "## 6. Three replicas behind a load balancer
+"
+    )?;
+    writeln!(md, "`cargo xtask fleet` (module docs in `xtask/src/fleet/`): three containers of the `fnhost:dev` image \
+        in a private Docker daemon, `--network host` on loopback ports, modules from Debian's `docker-registry` on loopback, \
+        one ConfigMap directory updated kubelet-style, HAProxy in front (health checks on `/readyz`, retries of GET on \
+        connection failure, empty response and 5xx, on another replica). wrk (2 threads, 8 connections, a new `x-user` per \
+        request) runs through HAProxy during every scenario. *failed*: non-2xx and socket errors at wrk (HAProxy's \
+        frontend counted the same); *replica failures*: failed connections, broken responses and 5xx at the replicas \
+        (HAProxy's server counters); *retried*: HAProxy's retries and redispatches; *converged in*: ConfigMap write → \
+        every replica's `/v1/status` reports the new state (for several steps, one value each).\n")?;
+    writeln!(md, "```sh\ncargo xtask fleet\n```\n")?;
+    writeln!(md, "| scenario | requests | failed | p99 | canary share (set) | converged in | replica failures | retried |")?;
+    writeln!(md, "|---|---:|---:|---:|---|---|---:|---:|")?;
+    for s in &f.scenarios {
+        let share = if s.canary.is_empty() {
+            "—".to_string()
+        } else {
+            s.canary
+                .iter()
+                .map(|(got, set)| format!("{got:.1}% ({set}%)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let converged = s
+            .converged_in_s
+            .iter()
+            .map(|c| format!("{c:.2} s"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {share} | {converged} | {} | {} |",
+            s.name,
+            s.requests,
+            s.failed,
+            fmt_ms(s.p99_ms),
+            s.replica_failures,
+            s.retries
+        )?;
+    }
+    let pushes = f
+        .pushes
+        .iter()
+        .map(|(m, bytes, ms)| format!("{m} ({} KB) {ms:.0} ms", bytes / 1000))
+        .collect::<Vec<_>>()
+        .join(", ");
+    writeln!(md, "\n`fnhost push` over loopback: {pushes}; `fnhost pull` of pi 2.0.0: {:.0} ms. \
+        Three replicas ready {:.2} s after `docker run` (each pulls and compiles three modules). Whole run {:.0} s.\n",
+        f.pull_ms, f.replicas_ready_s, f.total_s)?;
+    let failed: u64 = f.scenarios.iter().map(|s| s.failed).sum();
+    let shares = f
+        .scenarios
+        .iter()
+        .flat_map(|s| s.canary.iter())
+        .map(|(got, set)| format!("{got:.1}% (set {set}%)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let killed = f.scenarios.iter().find(|s| s.name == "replica-killed");
+    let line = format!(
+        "Fleet (3 replicas behind HAProxy, 6 rollouts under load): {failed} failed requests in all; canary share {shares}; replica killed mid-rollout: {} failures at the replicas, {} retries by HAProxy.",
+        killed.map_or(0, |k| k.replica_failures),
+        killed.map_or(0, |k| k.retries)
+    );
     Ok((line, md))
 }

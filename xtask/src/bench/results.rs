@@ -13,6 +13,7 @@ use super::serving::Serving;
 use super::startup::Startup;
 use super::timeout_cost::TimeoutCost;
 use super::Section;
+use crate::fleet::FleetReport;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Results {
@@ -32,6 +33,9 @@ pub struct Results {
     pub startup: Option<Startup>,
     pub live_update: Option<LiveUpdate>,
     pub per_instance: Option<PerInstance>,
+    /// Absent from results written before the fleet section existed.
+    #[serde(default)]
+    pub fleet: Option<FleetReport>,
     /// The targets line, as rendered from the sections above.
     pub targets: Vec<String>,
 }
@@ -62,6 +66,7 @@ impl Results {
             startup: None,
             live_update: None,
             per_instance: None,
+            fleet: None,
             targets: Vec::new(),
         }
     }
