@@ -15,8 +15,18 @@ Checks, per rendering:
     Service targetPort resolves to the container port fnhost's public listener
     (`--listen`) uses; the admin listener (`--admin-listen`) is neither a
     Service target nor a declared container port.
-  * Probes: readiness is GET /readyz, liveness GET /healthz, both on the public
-    listener port (these are the paths fnhost serves there).
+  * Probes: readiness is GET /readyz on the public listener port; liveness is
+    GET /healthz on the metrics listener port, which the public listener's
+    connection cap cannot starve (fnhost serves /healthz on both).
+  * Shutdown: terminationGracePeriodSeconds covers the preStop sleep plus
+    fnhost's drain (the manifest's request_timeout + 5 s), so requests in
+    flight finish before SIGKILL.
+  * Memory: spin.toml sets max_concurrent_requests explicitly (its default
+    follows the CPU count) and max_concurrent_requests x memory_limit plus
+    HOST_MEMORY for the host itself fits the container's memory limit.
+  * Secrets: the admin token comes from a Secret through the environment
+    (FNHOST_ADMIN_TOKEN), never a Secret volume (group-readable under fsGroup,
+    which fnhost refuses for token files); --state-dir is a writable emptyDir.
   * Container args: `--manifest` names the `spin.toml` key of a mounted
     ConfigMap volume (directory mount, no subPath, so updates reach the pod);
     `--cache-dir` and `--state-dir` are mounted volumes (the root filesystem is
@@ -29,7 +39,8 @@ Checks, per rendering:
     every `files` source directory is provided by the ConfigMap projection;
     every HTTP trigger names a defined component.
   * HPA, PDB and NetworkPolicy target the Deployment's pods; named ports in
-    the NetworkPolicy exist on the container.
+    the NetworkPolicy exist on the container; every egress rule beyond DNS
+    excludes the link-local range (cloud metadata services).
 Across renderings:
   * every overlay renders exactly the base's objects, except the spin.toml key
     of the ConfigMap (overlays change the configuration, never the image);
@@ -48,7 +59,15 @@ import tomllib
 import jsonschema
 import yaml
 
-PUBLIC_PATHS = {"readinessProbe": "/readyz", "livenessProbe": "/healthz"}
+# probe -> (path, the listener flag whose port it must use)
+PROBES = {"readinessProbe": ("/readyz", "--listen"), "livenessProbe": ("/healthz", "--metrics-listen")}
+# Memory the host needs beside its guests: compiled code, buffers, queues.
+HOST_MEMORY = 256 << 20
+# fnhost's defaults (host/src/spec.rs AppLimits) and its drain beyond request_timeout.
+DEFAULT_REQUEST_TIMEOUT_S = 30
+DEFAULT_MEMORY_LIMIT = 128 << 20
+DRAIN_BEYOND_TIMEOUT_S = 5
+METADATA_CIDR = "169.254.0.0/16"
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 CONFIGMAP_LIMIT = 1024 * 1024
 
@@ -109,6 +128,58 @@ def sources_of(component):
     return out
 
 
+def duration_s(text):
+    """Seconds of a humantime duration such as "30s", "2m" or "1500ms"."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    m = re.fullmatch(r"(\d+)\s*(ms|s|m|h)", str(text).strip())
+    if not m:
+        raise ValueError(f"unreadable duration {text!r}")
+    return int(m.group(1)) * units[m.group(2)]
+
+
+def size_bytes(text):
+    """Bytes of a size such as "128MiB", "1Gi" (Kubernetes) or "64MB"."""
+    units = {"": 1, "k": 1000, "kb": 1000, "ki": 1 << 10, "kib": 1 << 10, "m": 1000**2,
+             "mb": 1000**2, "mi": 1 << 20, "mib": 1 << 20, "g": 1000**3, "gb": 1000**3,
+             "gi": 1 << 30, "gib": 1 << 30}
+    m = re.fullmatch(r"(\d+)\s*([a-zA-Z]*)", str(text).strip())
+    if not m or m.group(2).lower() not in units:
+        raise ValueError(f"unreadable size {text!r}")
+    return int(m.group(1)) * units[m.group(2).lower()]
+
+
+def check_capacity(w, pod, c, app, p):
+    """Shutdown time and memory of the pod against the manifest's limits."""
+    limits = app.get("application", {}).get("tool", {}).get("fnhost", {})
+    try:
+        timeout = duration_s(limits.get("request_timeout", f"{DEFAULT_REQUEST_TIMEOUT_S}s"))
+        guest = size_bytes(limits.get("memory_limit", DEFAULT_MEMORY_LIMIT))
+        for comp in app.get("component", {}).values():
+            own = comp.get("tool", {}).get("fnhost", {})
+            if "request_timeout" in own:
+                timeout = max(timeout, duration_s(own["request_timeout"]))
+            if "memory_limit" in own:
+                guest = max(guest, size_bytes(own["memory_limit"]))
+        pod_memory = size_bytes(c.get("resources", {}).get("limits", {}).get("memory", "0"))
+    except ValueError as e:
+        p.add(w, f"spin.toml / container resources: {e}")
+        return
+    pre_stop = ((c.get("lifecycle", {}).get("preStop") or {}).get("sleep") or {}).get("seconds", 0)
+    need = pre_stop + timeout + DRAIN_BEYOND_TIMEOUT_S
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    if grace < need:
+        p.add(w, f"terminationGracePeriodSeconds {grace} is below preStop {pre_stop} s + fnhost's "
+                 f"drain {timeout + DRAIN_BEYOND_TIMEOUT_S} s = {need} s")
+    concurrent = limits.get("max_concurrent_requests")
+    if concurrent is None:
+        p.add(w, "spin.toml: set [application.tool.fnhost] max_concurrent_requests (its default "
+                 "follows the CPU count, not the pod's memory limit)")
+    elif concurrent * guest + HOST_MEMORY > pod_memory:
+        p.add(w, f"memory: max_concurrent_requests {concurrent} x memory_limit {guest >> 20} MiB "
+                 f"+ {HOST_MEMORY >> 20} MiB for the host exceeds the container limit "
+                 f"{pod_memory >> 20} MiB")
+
+
 def check_render(name, docs, schema, p):
     """Checks one rendering; returns (files dirs read by spin.toml, configmap item paths)."""
     w = f"[{name}]"
@@ -160,18 +231,28 @@ def check_render(name, docs, schema, p):
                  "keep the admin API off the pod network (--admin-listen 127.0.0.1:PORT)")
 
     # Probes.
-    for probe, path in PUBLIC_PATHS.items():
+    for probe, (path, flag) in PROBES.items():
         pr = c.get(probe)
         if not pr or "httpGet" not in pr:
             p.add(w, f"container {c['name']}: {probe} must be an httpGet probe on {path}")
             continue
         hg = pr["httpGet"]
         if hg.get("path") != path:
-            p.add(w, f"container {c['name']}: {probe} path {hg.get('path')!r} is not {path!r} "
-                     "(fnhost serves /healthz and /readyz on the public listener)")
-        if resolve_port(c, hg.get("port")) != listen:
+            p.add(w, f"container {c['name']}: {probe} path {hg.get('path')!r} is not {path!r}")
+        want = port_of(arg_value(args, flag))
+        if resolve_port(c, hg.get("port")) != want:
             p.add(w, f"container {c['name']}: {probe} port {hg.get('port')!r} is not the "
-                     f"public listener port {listen}")
+                     f"{flag} port {want}")
+
+    # Secrets: the admin token through the environment, never a Secret volume.
+    if not any(e.get("name") == "FNHOST_ADMIN_TOKEN"
+               and "secretKeyRef" in (e.get("valueFrom") or {}) for e in c.get("env", [])):
+        p.add(w, f"container {c['name']}: FNHOST_ADMIN_TOKEN must come from a Secret "
+                 "(env valueFrom.secretKeyRef)")
+    for v in pod.get("volumes", []):
+        if "secret" in v:
+            p.add(w, f"volume {v['name']}: Secret volumes are group-readable under fsGroup and "
+                     "fnhost refuses such token files; pass the token as FNHOST_ADMIN_TOKEN")
 
     # Services.
     services = [d for d in docs if d.get("kind") == "Service"]
@@ -215,8 +296,8 @@ def check_render(name, docs, schema, p):
         elif m is None:
             p.add(w, f"container args: {flag} {d} is not on a mounted volume "
                      "(the root filesystem is read-only)")
-        elif flag == "--cache-dir" and (m.get("readOnly") or "emptyDir" not in volumes.get(m["name"], {})):
-            p.add(w, f"container args: --cache-dir {d} must be a writable emptyDir")
+        elif m.get("readOnly") or "emptyDir" not in volumes.get(m["name"], {}):
+            p.add(w, f"container args: {flag} {d} must be a writable emptyDir")
 
     manifest = arg_value(args, "--manifest")
     m = mount_for(manifest) if manifest else None
@@ -274,6 +355,7 @@ def check_render(name, docs, schema, p):
     for e in errors:
         where = "/".join(str(x) for x in e.path) or "(root)"
         p.add(w, f"spin.toml violates Spin's manifest schema at {where}: {e.message}")
+    check_capacity(w, pod, c, app, p)
     components = app.get("component", {})
     for t in app.get("trigger", {}).get("http", []):
         if t.get("component") not in components:
@@ -319,6 +401,17 @@ def check_render(name, docs, schema, p):
         elif kind == "NetworkPolicy":
             if not selects(d["spec"]["podSelector"].get("matchLabels"), pod_labels):
                 p.add(w, f"NetworkPolicy {mdn}: podSelector does not match the pods")
+            for rule in d["spec"].get("egress", []):
+                ports = {str(x.get("port")) for x in rule.get("ports", [])}
+                if ports <= {"53"} and ports:
+                    continue
+                blocks = [t.get("ipBlock") for t in rule.get("to", [])]
+                v4 = [b for b in blocks if b and ":" not in b["cidr"]]
+                if not rule.get("to") or any(b is None for b in blocks) or not v4 or any(
+                        METADATA_CIDR not in b.get("except", []) for b in v4):
+                    p.add(w, f"NetworkPolicy {mdn}: egress to ports {sorted(ports) or 'all'} "
+                             f"must be ipBlocks whose IPv4 blocks except {METADATA_CIDR} "
+                             "(cloud metadata services)")
             for rule in d["spec"].get("ingress", []):
                 for port in rule.get("ports", []):
                     if resolve_port(c, port.get("port")) is None:

@@ -5,12 +5,15 @@
 //! modules directly.
 
 pub mod admin;
+pub mod capabilities;
 pub mod deployments;
 pub mod engine;
 pub mod fsutil;
 pub mod http;
 pub mod manifest;
 pub mod metrics;
+#[cfg(feature = "new")]
+pub mod new;
 pub mod router;
 pub mod sources;
 pub mod spec;

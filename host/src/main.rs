@@ -1,12 +1,15 @@
 //! `fnhost`: serve WebAssembly HTTP functions from a Spin manifest, and change them live.
 //!
-//! This file is only the command line: `fnhost up` starts the host (see `up.rs`); `push` and
-//! `pull` are a registry client (see `sources/commands.rs`); the other subcommands are clients
-//! of a running host's admin API (see `admin/client.rs`).
+//! This file is only the command line: `fnhost up` starts the host (see `up.rs`), `fnhost new`
+//! scaffolds a component (see `new/`); `push` and `pull` are a registry client (see
+//! `sources/commands.rs`); the other subcommands are clients of a running host's admin API (see
+//! `admin/client.rs`).
 
 use clap::{Parser, Subcommand};
 use fnhost::admin::api::{Op, OpParams};
 use fnhost::admin::client;
+#[cfg(feature = "new")]
+use fnhost::new;
 use fnhost::sources::commands as registry;
 use fnhost::up;
 
@@ -25,6 +28,9 @@ struct Cli {
 enum Command {
     /// Serve the manifest's routes (and the admin API on its own listener).
     Up(up::UpOptions),
+    /// Add a component to an application from a template (creating its spin.toml if needed).
+    #[cfg(feature = "new")]
+    New(new::NewArgs),
     /// Show every component's current, candidate and previous version.
     Status(client::Target),
     /// Replace a component's current version (rolling swap; the old one stays loaded for rollback).
@@ -41,6 +47,8 @@ enum Command {
     Rollback(client::ComponentArgs),
     /// Change the candidate's traffic share.
     Weight(client::WeightArgs),
+    /// Set, rotate or remove the key that lets a request pin a version (fnhost-pin-key).
+    PinKey(client::PinKeyArgs),
     /// Push a component to an OCI registry (CNCF Wasm artifact); prints the manifest digest.
     Push(registry::PushArgs),
     /// Pull a component from an OCI registry.
@@ -51,6 +59,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(opts) => up::run(opts),
+        #[cfg(feature = "new")]
+        Command::New(args) => new::run(args),
         Command::Status(t) => client::status(t),
         Command::Deploy(a) => client::version_op(Op::Deploy, a, OpParams::default()),
         Command::Canary(a) => client::canary(a),
@@ -59,6 +69,7 @@ fn main() -> std::process::ExitCode {
         Command::Promote(a) => client::component_op(Op::Promote, a),
         Command::Rollback(a) => client::component_op(Op::Rollback, a),
         Command::Weight(a) => client::weight(a),
+        Command::PinKey(a) => client::pin_key(a),
         Command::Push(a) => registry::push(a),
         Command::Pull(a) => registry::pull(a),
     };

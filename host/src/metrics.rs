@@ -66,6 +66,7 @@ label_enum!(
         NotLoaded => "not_loaded",
         BodyTooLarge => "body_too_large",
         BadBody => "bad_body",
+        BodyTimeout => "body_timeout",
         QueueFull => "queue_full",
         QueueTimeout => "queue_timeout",
     }
@@ -73,7 +74,7 @@ label_enum!(
 
 label_enum!(LoadResult { Ok => "ok", Error => "error" });
 label_enum!(SwapResult { Applied => "applied", Refused => "refused" });
-label_enum!(CacheResult { Hit => "hit", Miss => "miss" });
+label_enum!(CacheResult { Hit => "hit", Miss => "miss", Rejected => "rejected" });
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -186,7 +187,7 @@ impl Metrics {
         let compiled_cache = Family::default();
         registry.register(
             "compiled_cache",
-            "Compiled-module cache lookups, by result (hit or miss)",
+            "Compiled-module cache lookups, by result (hit, miss, or rejected: an entry that failed verification)",
             Family::clone(&compiled_cache),
         );
         let guard_trips = Family::<ComponentLabel, Counter>::default();

@@ -4,7 +4,9 @@
 //! follows Spin's id syntax, a [`Weight`] is 0–100 % in tenths, a [`GuardSpec`] has a rate in
 //! 0–1 and a window of 20–100,000 responses, a [`Stickiness`] names a valid header (lower-cased)
 //! or cookie, a [`Label`] can be sent as a header value, an [`OutboundHost`] pattern is parsed
-//! once at load. The manifest (`manifest/`) and the admin API (`admin/`) build these with the
+//! once at load, a [`VariableName`] is Spin's `lower_snake_case`, a [`Template`] refers only to
+//! declared application variables ([`ComponentVariables`]), a [`KeyValueStoreLabel`] is
+//! `default`. The manifest (`manifest/`) and the admin API (`admin/`) build these with the
 //! same constructors, so each rule lives here and nowhere else. Constructors return a
 //! [`SpecError`] that states the rule; callers prefix the key or parameter it came from.
 
@@ -111,6 +113,9 @@ pub struct ComponentSpec {
     pub limits: ComponentLimits,
     /// A declared candidate (canary / blue-green), from `[component.NAME.tool.fnhost.candidate]`.
     pub candidate: Option<CandidateSpec>,
+    /// The key a request must present to pin a version (`tool.fnhost.pin_key`); without one,
+    /// no request can pin.
+    pub pin_key: Option<PinKey>,
 }
 
 impl ComponentSpec {
@@ -137,6 +142,7 @@ pub struct VersionSpec {
     pub files: Vec<FileMount>,
     pub environment: BTreeMap<String, String>,
     pub allowed_outbound_hosts: Vec<OutboundHost>,
+    pub grants: CapabilityGrants,
     pub label: Option<Label>,
 }
 
@@ -164,6 +170,9 @@ pub struct AppLimits {
     /// How long a client may take to send a request head; it also closes idle keep-alive
     /// connections (hyper starts the timer when it waits for the next head).
     pub header_read_timeout: Duration,
+    /// How long a client may take to send a request body (→ 408); no execution slot is held
+    /// while it does.
+    pub body_read_timeout: Duration,
     pub max_headers: usize,
     pub max_header_bytes: usize,
     /// Open connections per listener; beyond it new connections wait in the kernel backlog,
@@ -184,6 +193,7 @@ impl Default for AppLimits {
             max_concurrent_requests: 4 * cores,
             max_queued_requests: 256,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             max_headers: 100,
             max_header_bytes: 16 << 10,
             max_connections: 10_000,
@@ -527,6 +537,36 @@ impl<'de> Deserialize<'de> for Label {
     }
 }
 
+/// The secret that lets a request pin a version with `fnhost-version-pin` (sent in the
+/// `fnhost-pin-key` header). Only its sha256 is kept; it is compared in constant time and never
+/// shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PinKey([u8; 32]);
+
+impl PinKey {
+    pub fn new(key: &str) -> Result<PinKey, SpecError> {
+        if key.len() < 16 || key.len() > 256 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(rule(
+                "a pin key must be 16 to 256 visible ASCII characters (no spaces)",
+            ));
+        }
+        Ok(PinKey(sha2::Sha256::digest(key.as_bytes()).into()))
+    }
+
+    /// Whether `given` is this key (constant time in the key's content).
+    pub fn matches(&self, given: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        let given: [u8; 32] = sha2::Sha256::digest(given).into();
+        given.ct_eq(&self.0).into()
+    }
+}
+
+impl fmt::Debug for PinKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PinKey(…)")
+    }
+}
+
 /// A candidate's share of traffic: 0–100 % with at most one decimal, kept in tenths of a
 /// percent (per mille) so a draw in 0..1000 decides exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -688,8 +728,20 @@ enum HostPattern {
 enum PortPattern {
     Any,
     Exact(u16),
-    /// No port written: the scheme's default port (any port when the scheme is `*`).
-    Default,
+}
+
+/// The port a scheme uses when none is written (Spin's rule: a pattern without a port means
+/// the scheme's default port; a scheme without one needs an explicit port or `:*`).
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" | "ws" => Some(80),
+        "https" | "wss" => Some(443),
+        "postgres" => Some(5432),
+        "mysql" => Some(3306),
+        "redis" => Some(6379),
+        "mqtt" => Some(1883),
+        _ => None,
+    }
 }
 
 impl OutboundHost {
@@ -717,7 +769,11 @@ impl OutboundHost {
             return Err(bad("no host"));
         }
         let port = match port {
-            None => PortPattern::Default,
+            None => PortPattern::Exact(default_port(&scheme.to_ascii_lowercase()).ok_or_else(|| {
+                bad(&format!(
+                    "no port, and the scheme \"{scheme}\" has no default port: write one (\":8080\") or \":*\" for any"
+                ))
+            })?),
             Some("*") => PortPattern::Any,
             Some(p) => PortPattern::Exact(p.parse().map_err(|_| bad("the port is not a number"))?),
         };
@@ -747,11 +803,6 @@ impl OutboundHost {
         let port_ok = match self.port {
             PortPattern::Any => true,
             PortPattern::Exact(p) => p == port,
-            PortPattern::Default => match self.scheme.as_deref() {
-                None => true,
-                Some("http") => port == 80,
-                Some(_) => port == 443,
-            },
         };
         let host_ok = match &self.host {
             HostPattern::Any => true,
@@ -769,6 +820,173 @@ impl OutboundHost {
 impl fmt::Display for OutboundHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+/// What a version may use besides files, environment and the network: Spin variables and
+/// key-value stores (`host/src/capabilities/` implements them).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CapabilityGrants {
+    pub variables: ComponentVariables,
+    pub key_value_stores: Vec<KeyValueStoreLabel>,
+}
+
+/// A Spin variable name, application or component: `lower_snake_case` (a lower-case letter,
+/// then lower-case letters, digits and underscores). The environment provider reads an
+/// application variable `api_key` from `SPIN_VARIABLE_API_KEY`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VariableName(Arc<str>);
+
+impl VariableName {
+    pub fn new(name: &str) -> Result<VariableName, SpecError> {
+        let mut bytes = name.bytes();
+        let ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            return Err(rule(format!(
+                "\"{name}\" is not a variable name: use lower_snake_case (a lower-case letter, then lower-case letters, digits and '_')"
+            )));
+        }
+        Ok(VariableName(name.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for VariableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An application variable (`[variables]`): a default, or required (a provider must give a
+/// value), never both; a secret one is never logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppVariable {
+    pub default: Option<String>,
+    pub required: bool,
+    pub secret: bool,
+}
+
+impl AppVariable {
+    pub fn new(
+        default: Option<String>,
+        required: bool,
+        secret: bool,
+    ) -> Result<AppVariable, SpecError> {
+        match (&default, required) {
+            (Some(_), true) => Err(rule(
+                "a variable is either required or has a default, not both",
+            )),
+            (None, false) => Err(rule("needs a default or required = true")),
+            _ => Ok(AppVariable {
+                default,
+                required,
+                secret,
+            }),
+        }
+    }
+}
+
+/// A component variable's value as written: text with `{{ app_variable }}` references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(Vec<TemplatePart>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplatePart {
+    Text(String),
+    Variable(VariableName),
+}
+
+impl Template {
+    /// Parses `{{ name }}` references (spaces inside the braces are optional); any other text,
+    /// single braces included, is literal.
+    pub fn parse(text: &str) -> Result<Template, SpecError> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                parts.push(TemplatePart::Text(rest[..open].to_string()));
+            }
+            let after = &rest[open + 2..];
+            let close = after
+                .find("}}")
+                .ok_or_else(|| rule(format!("\"{text}\": '{{{{' without a closing '}}}}'")))?;
+            let name = VariableName::new(after[..close].trim())
+                .map_err(|e| rule(format!("\"{text}\": {e}")))?;
+            parts.push(TemplatePart::Variable(name));
+            rest = &after[close + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(TemplatePart::Text(rest.to_string()));
+        }
+        Ok(Template(parts))
+    }
+
+    pub fn parts(&self) -> &[TemplatePart] {
+        &self.0
+    }
+
+    /// The application variables it refers to.
+    pub fn references(&self) -> impl Iterator<Item = &VariableName> {
+        self.0.iter().filter_map(|p| match p {
+            TemplatePart::Variable(v) => Some(v),
+            TemplatePart::Text(_) => None,
+        })
+    }
+}
+
+/// The variables one component sees (`[component.NAME.variables]`), with the application's
+/// declarations their templates refer to (every reference is declared: checked at load).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ComponentVariables {
+    pub app: Arc<BTreeMap<VariableName, AppVariable>>,
+    pub component: BTreeMap<VariableName, Template>,
+}
+
+impl ComponentVariables {
+    pub fn new(
+        app: Arc<BTreeMap<VariableName, AppVariable>>,
+        component: BTreeMap<VariableName, Template>,
+    ) -> Result<ComponentVariables, SpecError> {
+        for (name, template) in &component {
+            if let Some(unknown) = template.references().find(|r| !app.contains_key(*r)) {
+                return Err(rule(format!(
+                    "{name}: refers to \"{unknown}\", which is not declared in [variables]"
+                )));
+            }
+        }
+        Ok(ComponentVariables { app, component })
+    }
+}
+
+/// A key-value store label in `key_value_stores`. fnhost has no runtime configuration, so the
+/// one store is Spin's `default`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyValueStoreLabel(Arc<str>);
+
+impl KeyValueStoreLabel {
+    pub const DEFAULT: &'static str = "default";
+
+    pub fn new(label: &str) -> Result<KeyValueStoreLabel, SpecError> {
+        if label != Self::DEFAULT {
+            return Err(rule(format!(
+                "only the \"default\" store exists (fnhost has no runtime config to define \"{label}\")"
+            )));
+        }
+        Ok(KeyValueStoreLabel(label.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyValueStoreLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -836,6 +1054,11 @@ mod tests {
         assert!(Stickiness::cookie("uid").is_ok());
         assert!(Stickiness::cookie("a=b").is_err());
         assert!(Label::new("v2").is_ok());
+        let key = PinKey::new("a-long-enough-secret").unwrap();
+        assert!(key.matches(b"a-long-enough-secret"));
+        assert!(!key.matches(b"a-long-enough-secreT"));
+        assert!(PinKey::new("short").is_err());
+        assert_eq!(format!("{key:?}"), "PinKey(…)");
         for bad in ["", "two words", "ünï", &"x".repeat(65)] {
             assert!(Label::new(bad).is_err(), "{bad}");
         }
@@ -963,6 +1186,28 @@ mod tests {
             ("http://127.0.0.1:8081", "http", "127.0.0.1", 8081, true),
             ("http://127.0.0.1:*", "http", "127.0.0.1", 9, true),
             ("*://*:*", "https", "x.y", 1, true),
+            // Spin's rule: no port means the scheme's default port, never any port.
+            (
+                "http://api.example.com",
+                "http",
+                "api.example.com",
+                80,
+                true,
+            ),
+            (
+                "http://api.example.com",
+                "http",
+                "api.example.com",
+                8080,
+                false,
+            ),
+            (
+                "*://api.example.com:443",
+                "http",
+                "api.example.com",
+                443,
+                true,
+            ),
         ];
         for (pattern, scheme, host, port, want) in cases {
             assert_eq!(
@@ -979,8 +1224,61 @@ mod tests {
             "https://a*b.example.com",
             "https://x:port",
             "https://{{ host }}",
+            "*://api.example.com",
+            "ftp://files.example.com",
         ] {
             assert!(OutboundHost::parse(bad).is_err(), "{bad}");
         }
+    }
+    #[test]
+    fn variable_names_are_lower_snake_case() {
+        for ok in ["a", "api_key", "max_ndigits2", "x_"] {
+            assert!(VariableName::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Api", "_a", "2a", "a-b", "a.b", "API_KEY", "é"] {
+            assert!(VariableName::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn app_variables_have_a_default_or_are_required() {
+        assert!(AppVariable::new(Some("1".into()), false, false).is_ok());
+        assert!(AppVariable::new(None, true, true).is_ok());
+        assert!(AppVariable::new(None, false, false).is_err());
+        assert!(AppVariable::new(Some("1".into()), true, false).is_err());
+    }
+
+    #[test]
+    fn templates_reference_declared_variables() {
+        let t = Template::parse("https://{{ host }}:{{port}}/x{y}").unwrap();
+        let refs: Vec<&str> = t.references().map(|v| v.as_str()).collect();
+        assert_eq!(refs, ["host", "port"]);
+        assert_eq!(t.parts().last(), Some(&TemplatePart::Text("/x{y}".into())));
+        assert!(Template::parse("{{ host").is_err());
+        assert!(Template::parse("{{ Host }}").is_err());
+        let app: BTreeMap<_, _> = [(
+            VariableName::new("host").unwrap(),
+            AppVariable::new(Some("h".into()), false, false).unwrap(),
+        )]
+        .into();
+        let component = |text: &str| {
+            [(
+                VariableName::new("url").unwrap(),
+                Template::parse(text).unwrap(),
+            )]
+            .into()
+        };
+        assert!(ComponentVariables::new(Arc::new(app.clone()), component("{{ host }}")).is_ok());
+        let err = ComponentVariables::new(Arc::new(app), component("{{ port }}")).unwrap_err();
+        assert!(err.0.contains("\"port\", which is not declared"), "{err}");
+    }
+
+    #[test]
+    fn key_value_stores_are_the_default_one() {
+        assert_eq!(
+            KeyValueStoreLabel::new("default").unwrap().as_str(),
+            "default"
+        );
+        assert!(KeyValueStoreLabel::new("customer").is_err());
     }
 }

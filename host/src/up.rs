@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use tokio::net::TcpListener;
 
-use crate::admin::{self, Admin};
+use crate::admin::{self, Admin, AdminRoots};
 use crate::deployments::Deployments;
 use crate::engine::{EngineSettings, Runtime};
 use crate::http::{self, Public};
@@ -43,7 +43,8 @@ pub struct UpOptions {
     /// Compiled-module and download cache.
     #[arg(long, env = "FNHOST_CACHE_DIR", default_value = ".fnhost/cache")]
     cache_dir: PathBuf,
-    /// Where the generated admin token is written (when FNHOST_ADMIN_TOKEN is not set).
+    /// Where the generated admin token (when FNHOST_ADMIN_TOKEN is not set) and the key-value
+    /// database are written.
     #[arg(long, env = "FNHOST_STATE_DIR", default_value = ".fnhost")]
     state_dir: PathBuf,
     /// Admin bearer token; generated and written to STATE_DIR/admin-token when absent.
@@ -53,6 +54,24 @@ pub struct UpOptions {
         hide_env_values = true
     )]
     admin_token: Option<String>,
+    /// Key that signs compiled-module cache entries (replicas sharing --cache-dir share it);
+    /// default: a private file STATE_DIR/cache-key.
+    #[arg(long = "cache-key", env = "FNHOST_CACHE_KEY", hide_env_values = true)]
+    cache_key: Option<String>,
+    /// Directories whose files the admin API may load (`path=`) or grant (`mount=`); repeat
+    /// for several (default: the manifest's directory).
+    #[arg(long = "admin-root")]
+    admin_roots: Vec<PathBuf>,
+    /// PEM certificate chain for the admin listener (TLS); with --admin-tls-key.
+    #[arg(long, requires = "admin_tls_key")]
+    admin_tls_cert: Option<PathBuf>,
+    /// PEM private key for the admin listener (TLS); with --admin-tls-cert.
+    #[arg(long, requires = "admin_tls_cert")]
+    admin_tls_key: Option<PathBuf>,
+    /// Serve the admin API in plain HTTP on a non-loopback address (the token and uploads then
+    /// cross the network unencrypted). Without it, a non-loopback --admin-listen needs TLS.
+    #[arg(long)]
+    admin_plain_http: bool,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -115,8 +134,10 @@ pub struct Host {
     deployments: Arc<Deployments>,
     metrics: Arc<Metrics>,
     token: String,
+    admin_roots: AdminRoots,
     public: TcpListener,
     admin: TcpListener,
+    admin_tls: Option<tokio_rustls::TlsAcceptor>,
     metrics_only: Option<TcpListener>,
     watch: bool,
 }
@@ -124,13 +145,14 @@ pub struct Host {
 impl UpOptions {
     /// Everything before serving: manifest, runtime, components, listeners.
     pub async fn execute(self) -> Result<Host> {
+        let admin_tls = self.admin_tls()?;
         let loaded = manifest::load(&self.manifest)?;
         for w in &loaded.warnings {
             tracing::warn!("{w}");
         }
         let app = loaded.app;
         let metrics = Arc::new(Metrics::new());
-        let runtime = Arc::new(Runtime::new(&self.engine_settings(&app), metrics.clone())?);
+        let runtime = Arc::new(Runtime::new(&self.engine_settings(&app)?, metrics.clone())?);
         let deployments = Arc::new(Deployments::new(
             &app.components,
             runtime,
@@ -138,8 +160,33 @@ impl UpOptions {
             metrics.clone(),
         ));
         load_components(&app, &deployments).await?;
+        let admin_roots = match self.admin_roots.is_empty() {
+            true => vec![app
+                .manifest_path
+                .parent()
+                .unwrap_or(Path::new("/"))
+                .to_path_buf()],
+            false => self.admin_roots.clone(),
+        };
+        let (token, origin) =
+            admin::token::admin_token(self.admin_token.as_deref(), &self.state_dir)?;
+        match origin {
+            admin::token::Origin::Given => {}
+            admin::token::Origin::File => {
+                println!(
+                    "admin token: {}",
+                    self.state_dir.join("admin-token").display()
+                )
+            }
+            admin::token::Origin::NewFile => println!(
+                "admin token (new): {}",
+                self.state_dir.join("admin-token").display()
+            ),
+        }
         Ok(Host {
-            token: admin_token(&self)?,
+            token,
+            admin_roots: AdminRoots::new(&admin_roots)?,
+            admin_tls,
             public: bind(self.listen, "listening on").await?,
             admin: bind(self.admin_listen, "admin listener on").await?,
             metrics_only: match self.metrics_listen {
@@ -153,8 +200,27 @@ impl UpOptions {
         })
     }
 
-    fn engine_settings(&self, app: &App) -> EngineSettings {
-        EngineSettings {
+    /// TLS for the admin listener, and the rule that keeps it: off the loopback interface the
+    /// admin API needs TLS, or the explicit `--admin-plain-http`.
+    fn admin_tls(&self) -> Result<Option<tokio_rustls::TlsAcceptor>> {
+        let tls = match (&self.admin_tls_cert, &self.admin_tls_key) {
+            (Some(cert), Some(key)) => Some(admin::tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        if tls.is_none() && !self.admin_listen.ip().is_loopback() {
+            if !self.admin_plain_http {
+                bail!(
+                    "--admin-listen {} is not a loopback address: the admin API carries the admin token and module uploads, so give it TLS (--admin-tls-cert and --admin-tls-key) or accept plain HTTP explicitly with --admin-plain-http",
+                    self.admin_listen
+                );
+            }
+            tracing::warn!(admin_listen = %self.admin_listen, "the admin API is served in plain HTTP off the loopback interface (--admin-plain-http): the token and uploads cross the network unencrypted");
+        }
+        Ok(tls)
+    }
+
+    fn engine_settings(&self, app: &App) -> Result<EngineSettings> {
+        Ok(EngineSettings {
             pooling: !self.no_pooling,
             epoch_deadlines: !self.no_cpu_timeouts,
             // The pooling allocator's slots must fit the largest memory any component may have.
@@ -166,7 +232,28 @@ impl UpOptions {
                 .max()
                 .unwrap_or(app.limits.memory_limit_bytes),
             cache_dir: self.cache_dir.join("compiled"),
-        }
+            state_dir: self.state_dir.clone(),
+            cache_key: self.cache_key()?,
+        })
+    }
+
+    /// The compiled cache's signing key: `FNHOST_CACHE_KEY` (replicas sharing a cache volume
+    /// share it), else a private file in the state directory.
+    fn cache_key(&self) -> Result<[u8; 32]> {
+        use sha2::Digest;
+        let secret = match &self.cache_key {
+            Some(k) if k.len() >= 16 => k.clone(),
+            Some(_) => bail!("FNHOST_CACHE_KEY must be at least 16 characters"),
+            None => {
+                crate::fsutil::private_file(
+                    &self.state_dir.join("cache-key"),
+                    "compiled-cache key",
+                    || hex::encode(rand::random::<[u8; 32]>()),
+                )?
+                .0
+            }
+        };
+        Ok(sha2::Sha256::digest(secret.as_bytes()).into())
     }
 }
 
@@ -192,6 +279,11 @@ async fn load_components(app: &App, deployments: &Arc<Deployments>) -> Result<()
     while let Some(joined) = loads.join_next().await {
         let (spec, result) = joined?;
         let id = &spec.id;
+        if spec.pin_key.is_some() {
+            deployments
+                .set_pin_key(id.as_str(), spec.pin_key.clone())
+                .await?;
+        }
         match result {
             Ok(()) => load_candidate(deployments, &spec)
                 .await
@@ -226,7 +318,14 @@ async fn retry_load(deployments: Arc<Deployments>, spec: ComponentSpec) {
             return;
         }
         match deployments.load_initial(id, spec.version.clone()).await {
-            Ok(()) => return tracing::info!(component = %id, attempt, "component loaded; ready"),
+            Ok(()) => {
+                tracing::info!(component = %id, attempt, "component loaded; ready");
+                // What start-up would have done next: the manifest's candidate.
+                if let Err(e) = load_candidate(&deployments, &spec).await {
+                    tracing::warn!(component = %id, error = %format!("{e:#}"), "the manifest's candidate did not load; serving the current version alone");
+                }
+                return;
+            }
             Err(e) => {
                 tracing::warn!(component = %id, attempt, error = %e, "component still not loaded")
             }
@@ -264,6 +363,7 @@ impl Host {
             self.deployments.clone(),
             self.metrics.clone(),
             &self.token,
+            self.admin_roots,
         ));
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -271,13 +371,15 @@ impl Host {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(http::serve(
             self.public,
+            None,
             limits.clone(),
-            move |req, _| http::handle(public.clone(), req),
+            move |req, conn| http::handle(public.clone(), req, conn.response_deadline.clone()),
             stop_rx.clone(),
             drain,
         ));
         tasks.spawn(http::serve(
             self.admin,
+            self.admin_tls,
             limits.clone(),
             move |req, _| admin::handle(admin.clone(), req),
             stop_rx.clone(),
@@ -287,9 +389,10 @@ impl Host {
             let metrics = self.metrics.clone();
             tasks.spawn(http::serve(
                 l,
+                None,
                 limits.clone(),
-                move |_, _| {
-                    let resp = admin::metrics_response(&metrics);
+                move |req, _| {
+                    let resp = admin::metrics_listener_response(&metrics, req.uri().path());
                     async move { resp }
                 },
                 stop_rx.clone(),
@@ -313,45 +416,4 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-}
-
-/// The admin token: from the environment/flag, or generated once and written (mode 0600).
-fn admin_token(opts: &UpOptions) -> Result<String> {
-    if let Some(t) = &opts.admin_token {
-        if t.trim().len() < 16 {
-            bail!("FNHOST_ADMIN_TOKEN must be at least 16 characters");
-        }
-        return Ok(t.trim().to_string());
-    }
-    let path = opts.state_dir.join("admin-token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        if t.trim().len() >= 16 {
-            println!("admin token: {}", path.display());
-            return Ok(t.trim().to_string());
-        }
-    }
-    let token: String = {
-        let bytes: [u8; 32] = rand::random();
-        hex::encode(bytes)
-    };
-    write_private(&path, &token)?;
-    println!("admin token (new): {}", path.display());
-    Ok(token)
-}
-
-fn write_private(path: &Path, contents: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing the admin token to {}", path.display()))?;
-    f.write_all(contents.as_bytes())?;
-    Ok(())
 }

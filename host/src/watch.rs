@@ -23,17 +23,22 @@ use notify::{RecursiveMode, Watcher};
 
 use crate::deployments::Deployments;
 use crate::manifest;
-use crate::spec::{App, ComponentId, ComponentSpec, Sha256, Source};
+use crate::spec::{
+    App, CandidateSpec, ComponentId, ComponentSpec, PinKey, Sha256, Source, VersionSpec,
+};
 
 const DEBOUNCE: Duration = Duration::from_millis(400);
 const MAX_DEBOUNCE: Duration = Duration::from_secs(3);
 
 /// What was last applied for one component: its manifest entry and the module digests.
+/// What was last applied for one component, part by part (a module file is known by its
+/// digest), so that a change whose current part applied and whose candidate part failed is not
+/// applied twice: the next event redeploys nothing and retries only the candidate.
 #[derive(Clone, PartialEq)]
 struct Applied {
-    spec: ComponentSpec,
-    current_sha: Option<Sha256>,
-    candidate_sha: Option<Sha256>,
+    current: (VersionSpec, Option<Sha256>),
+    candidate: Option<(CandidateSpec, Option<Sha256>)>,
+    pin_key: Option<PinKey>,
 }
 
 pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -> Result<()> {
@@ -65,6 +70,7 @@ pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -
         .map(|(id, spec)| (id.clone(), applied_now(spec)))
         .collect();
     let router = app.router.clone();
+    let limits = app.limits.clone();
     tokio::spawn(async move {
         let mut retry = Retry::default();
         while rx.recv().await.is_some() {
@@ -90,29 +96,27 @@ pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -
                 || app.components.keys().any(|id| !applied.contains_key(id))
                 || applied.len() != app.components.len()
             {
-                tracing::warn!("routes or the set of components changed in the manifest: restart fnhost to apply them; applying version changes to existing components");
+                tracing::warn!("routes or the set of components changed in the manifest: they need a restart of fnhost to apply; applying version changes to existing components");
+            }
+            if app.limits != limits {
+                tracing::warn!("[application.tool.fnhost] changed in the manifest: it needs a restart of fnhost to apply; applying version changes to existing components");
             }
             watch_dirs(&mut watcher, &mut watched, &manifest_path, &app);
             *relevant.write().unwrap() = relevant_names(&manifest_path, &app);
             let mut remote_failed = false;
             for (id, spec) in &app.components {
-                let Some(before) = applied.get(id).cloned() else {
+                let Some(record) = applied.get_mut(id) else {
                     continue;
                 };
-                let now = applied_now(spec);
-                if now == before {
+                if applied_now(spec) == *record {
                     continue;
                 }
-                deployments.set_limits(id.as_str(), &spec.limits);
-                match apply_component(&deployments, id.as_str(), spec, &before, &now).await {
-                    Ok(()) => {
-                        applied.insert(id.clone(), now);
-                    }
-                    // Not recorded as applied: the next event (e.g. the rest of a write) retries.
-                    Err(e) => {
-                        remote_failed |= spec.sources().any(Source::is_remote);
-                        tracing::warn!(component = %id, error = %format!("{e:#}"), "module change not applied; the serving version stays")
-                    }
+                deployments.set_manifest(spec);
+                // Each part that applies is recorded at once; a part that fails is retried by
+                // the next event (e.g. the rest of a write) and nothing else is redone.
+                if let Err(e) = apply_component(&deployments, spec, record).await {
+                    remote_failed |= spec.sources().any(Source::is_remote);
+                    tracing::warn!(component = %id, error = %format!("{e:#}"), "module change not applied; the serving version stays");
                 }
             }
             // A download or pull may fail only for now (a registry restarting): try again later
@@ -126,33 +130,37 @@ pub fn spawn(manifest_path: PathBuf, app: &App, deployments: Arc<Deployments>) -
 
 async fn apply_component(
     deployments: &Deployments,
-    id: &str,
     spec: &ComponentSpec,
-    before: &Applied,
-    now: &Applied,
+    record: &mut Applied,
 ) -> Result<()> {
-    if now.current_sha != before.current_sha || spec.version != before.spec.version {
+    let id = spec.id.as_str();
+    let now = applied_now(spec);
+    if now.current != record.current {
         let version = deployments.load(id, spec.version.clone(), None).await?;
         deployments.deploy(version).await?;
+        record.current = now.current;
     }
-    let before_candidate = before.spec.candidate.as_ref();
-    match &spec.candidate {
-        Some(c) => {
-            let reloaded = now.candidate_sha != before.candidate_sha
-                || before_candidate.map(|b| &b.version) != Some(&c.version);
-            if reloaded {
-                let version = deployments.load(id, c.version.clone(), None).await?;
-                deployments.set_candidate(version, c.policy.clone()).await?;
-            } else if before_candidate.map(|b| &b.policy) != Some(&c.policy) {
+    if now.pin_key != record.pin_key {
+        deployments.set_pin_key(id, now.pin_key.clone()).await?;
+        record.pin_key = now.pin_key;
+    }
+    if now.candidate != record.candidate {
+        match (&now.candidate, &record.candidate) {
+            (Some((c, sha)), Some((before, before_sha)))
+                if c.version == before.version && sha == before_sha =>
+            {
                 let policy = c.policy.clone();
                 deployments.set_policy(id, move |_| policy).await?;
             }
-        }
-        None => {
-            if before_candidate.is_some() {
+            (Some((c, _)), _) => {
+                let version = deployments.load(id, c.version.clone(), None).await?;
+                deployments.set_candidate(version, c.policy.clone()).await?;
+            }
+            (None, _) => {
                 deployments.clear_candidate(id).await?;
             }
         }
+        record.candidate = now.candidate;
     }
     Ok(())
 }
@@ -190,12 +198,12 @@ impl Retry {
 
 fn applied_now(spec: &ComponentSpec) -> Applied {
     Applied {
-        spec: spec.clone(),
-        current_sha: source_sha(&spec.version.source),
-        candidate_sha: spec
+        current: (spec.version.clone(), source_sha(&spec.version.source)),
+        candidate: spec
             .candidate
             .as_ref()
-            .and_then(|c| source_sha(&c.version.source)),
+            .map(|c| (c.clone(), source_sha(&c.version.source))),
+        pin_key: spec.pin_key.clone(),
     }
 }
 

@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use devkit::process::Server;
@@ -25,6 +26,10 @@ use devkit::workspace::target_dir;
 pub use devkit::{wait_until, TempDir};
 
 pub const TOKEN: &str = "e2e-admin-token-0123456789abcdef";
+/// The compiled-cache signing key of every host the tests start: tests that share a cache
+/// directory (the 25 MB Python and model components) then share its entries, as replicas
+/// sharing a cache volume do; without it each state directory has its own key.
+pub const CACHE_KEY: &str = "e2e-shared-compiled-cache-key-0123456789";
 
 pub fn fnhost_bin() -> PathBuf {
     let p = target_dir().join("release/fnhost");
@@ -47,6 +52,54 @@ pub fn wasm(name: &str) -> PathBuf {
     p
 }
 
+/// A compiled-module cache in the target directory named `name`, holding `components`
+/// (component id → module file) once the first caller returns: large modules are compiled
+/// once per test run, not once per host.
+///
+/// Some modules take a core most of a minute to compile (`onnx_model.wasm`: 16 MB of tract's
+/// operators; a 25 MB Python component), longer than [`Host::start`] waits for a host to
+/// answer, and every test compiling them at once would take several. So the caller starts one
+/// host on this cache, waits up to ten minutes for it to answer, and stops it; the tests then
+/// load the compiled modules from it (entries are keyed by module digest and engine, and signed
+/// with [`CACHE_KEY`], like any fnhost cache). Call it once per test process (behind a
+/// `OnceLock`): later runs find the cache filled.
+pub fn compiled_cache(name: &str, components: &[(&str, PathBuf)]) -> PathBuf {
+    let cache = target_dir().join(name);
+    let dir = TempDir::new("compile");
+    let mut manifest =
+        String::from("spin_manifest_version = 2\n[application]\nname = \"compile\"\n");
+    for (id, module) in components {
+        let file = format!("{id}.wasm");
+        dir.copy_in(module, &file);
+        manifest.push_str(&format!(
+            "[[trigger.http]]\nroute = \"/{id}\"\ncomponent = \"{id}\"\n\
+             [component.{id}]\nsource = \"{file}\"\n"
+        ));
+    }
+    dir.write("spin.toml", &manifest);
+    let mut start = Start::new(dir.path());
+    start.cache_dir = Some(&cache);
+    start.ready_timeout = Duration::from_secs(600);
+    let began = std::time::Instant::now();
+    let host = Host::try_start(start)
+        .unwrap_or_else(|e| panic!("fnhost did not compile {name} within 10 minutes: {e}"));
+    drop(host);
+    eprintln!("compiled into {} in {:?}", cache.display(), began.elapsed());
+    cache
+}
+
+/// The compiled-module cache for hosts that serve `onnx_model.wasm` (see [`compiled_cache`]).
+/// The module `fnhost new onnx-model` writes is the same file, so it hits the same entry.
+pub fn onnx_compiled_cache() -> &'static Path {
+    static CACHE: OnceLock<PathBuf> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        compiled_cache(
+            "e2e-onnx-cache",
+            &[("onnx", wasm("onnx_model")), ("iris", wasm("iris"))],
+        )
+    })
+}
+
 /// A running fnhost.
 pub struct Host {
     server: Server,
@@ -63,6 +116,8 @@ pub struct Start<'a> {
     pub cache_dir: Option<&'a Path>,
     pub extra_args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// How long the host may take to load its components and answer /healthz.
+    pub ready_timeout: Duration,
 }
 
 impl<'a> Start<'a> {
@@ -73,6 +128,7 @@ impl<'a> Start<'a> {
             cache_dir: None,
             extra_args: vec![],
             env: vec![],
+            ready_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -102,12 +158,13 @@ impl Host {
             .arg(opts.dir.join("state"))
             .args(&opts.extra_args)
             .env("FNHOST_ADMIN_TOKEN", TOKEN)
+            .env("FNHOST_CACHE_KEY", CACHE_KEY)
             .env_remove("RUST_BACKTRACE")
             .envs(opts.env.iter().map(|(k, v)| (k, v)));
         let mut server = Server::spawn("fnhost", &mut cmd, &log)
             .map_err(|e| format!("spawning fnhost: {e:#}"))?;
         server
-            .wait_http_ok(&addr.to_string(), "/healthz", Duration::from_secs(60))
+            .wait_http_ok(&addr.to_string(), "/healthz", opts.ready_timeout)
             .map_err(|e| format!("{e:#}"))?;
         Ok(Host {
             server,
@@ -171,6 +228,19 @@ impl Host {
     pub fn rss_kib(&self) -> u64 {
         self.server.rss_kib().unwrap()
     }
+
+    /// CPU time the host process has used so far (all threads).
+    pub fn cpu_time(&self) -> Duration {
+        self.server.cpu_time().unwrap()
+    }
+
+    /// The value of an unlabelled metric (`fnhost_requests_in_flight`), from the admin API.
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = self.admin("GET", "/metrics", None).text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+    }
 }
 
 /// A response, whatever its status, with the accessors the tests assert on.
@@ -220,6 +290,15 @@ pub fn try_send(agent: &Client, method: &str, url: &str) -> Result<Reply, String
         .request(method, url, &[], None)
         .map(Reply)
         .map_err(|e| format!("{e:#}"))
+}
+
+/// A finished command's stdout followed by its stderr, as text (for assertions and messages).
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The first `n` decimals of pi after "3.", from the reference file the pi tests verify.

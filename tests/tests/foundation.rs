@@ -223,13 +223,13 @@ fn unsupported_keys_are_warned_about_once() {
         "spin.toml",
         MANIFEST.replace(
             "[component.hello]\n",
-            "[component.hello]\nkey_value_stores = [\"default\"]\n",
+            "[component.hello]\nsqlite_databases = [\"default\"]\n",
         ),
     );
     let host = Host::start(dir.path());
     let log = host.log_text();
     assert_eq!(
-        log.matches("component.hello.key_value_stores: not supported by fnhost")
+        log.matches("component.hello.sqlite_databases: not supported by fnhost")
             .count(),
         1,
         "{log}"
@@ -243,6 +243,7 @@ fn restart_uses_the_compiled_cache() {
     let mut start = Start::new(dir.path());
     start.cache_dir = Some(&cache);
     let first = Host::try_start(start).unwrap();
+    let log_path = first.log.clone();
     assert_eq!(first.get("/api/v0/pi?ndigits=3").status, 200);
     let log = first.log_text();
     assert_eq!(
@@ -250,7 +251,12 @@ fn restart_uses_the_compiled_cache() {
         3,
         "{log}"
     );
-    assert!(first.terminate().success());
+    let status = first.terminate();
+    assert!(
+        status.success(),
+        "{status}:\n{}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
 
     let mut start = Start::new(dir.path());
     start.cache_dir = Some(&cache);

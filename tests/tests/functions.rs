@@ -36,7 +36,7 @@ component = "iris"
 source = "pi_chudnovsky.wasm"
 [component.picrunch]
 source = "pi_picrunch.wasm"
-environment = { PI_MAX_NDIGITS = "100000" }
+variables = { max_ndigits = "100000" }
 [component.iris]
 source = "iris.wasm"
 files = [{ source = "models/iris", destination = "/model" }]
@@ -104,7 +104,7 @@ fn pi_v1_picrunch_is_exact_to_a_hundred_thousand_digits() {
     let r = host.get("/api/v1/pi?ndigits=100001");
     assert_eq!(
         r.status, 400,
-        "the deployment's maximum (PI_MAX_NDIGITS) applies"
+        "the deployment's maximum (the max_ndigits variable) applies"
     );
     assert!(r.error().contains("100000"), "{}", r.error());
 }

@@ -215,7 +215,7 @@ fn request_and_response_body_limits() {
             r.status,
             r.body.len()
         ),
-        Err(e) => assert!(e.contains("reading body"), "not cut mid-body: {e}"),
+        Err(e) => assert!(e.contains("reading the body"), "not cut mid-body: {e}"),
     }
     assert!(
         e2e::wait_until(Duration::from_secs(5), || host
@@ -318,10 +318,7 @@ fn malformed_oversized_and_slow_clients_are_rejected_and_others_unaffected() {
     let mut buf = [0u8; 256];
     slow.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     let read = std::io::Read::read(&mut slow, &mut buf);
-    assert!(
-        closed || matches!(read, Ok(_)),
-        "the slow connection was closed"
-    );
+    assert!(closed || read.is_ok(), "the slow connection was closed");
     assert!(t.elapsed() < Duration::from_secs(6));
     // An idle keep-alive connection is closed after the same timeout.
     let mut idle = TcpStream::connect(host.addr).unwrap();

@@ -174,7 +174,8 @@ fn canary_weight_sticky_and_promote_rollback() {
 
 #[test]
 fn blue_green_stage_switch_and_switch_back() {
-    let (dir, v1, v2) = pi_fixture("");
+    let (dir, v1, v2) =
+        pi_fixture("[component.pi.tool.fnhost]\npin_key = \"testers-only-0123456789\"\n");
     let host = Host::start(dir.path());
     admin_ok(
         &host,
@@ -187,16 +188,25 @@ fn blue_green_stage_switch_and_switch_back() {
         (0..200).all(|_| version(&host.get("/api/v0/pi?ndigits=3")) == v1),
         "a staged version gets no traffic"
     );
-    let pinned = host.request(
-        "GET",
-        "/api/v0/pi?ndigits=3",
-        &[("fnhost-version-pin", "candidate")],
-        None,
+    let pinned = |key: Option<&str>| {
+        let mut headers = vec![("fnhost-version-pin", "candidate")];
+        headers.extend(key.map(|k| ("fnhost-pin-key", k)));
+        version(&host.request("GET", "/api/v0/pi?ndigits=3", &headers, None))
+    };
+    assert_eq!(
+        pinned(Some("testers-only-0123456789")),
+        v2,
+        "testers reach the staged version with the pin header and the pin key"
     );
     assert_eq!(
-        version(&pinned),
-        v2,
-        "testers reach the staged version with the pin header"
+        pinned(None),
+        v1,
+        "without the key the pin header is ignored"
+    );
+    assert_eq!(
+        pinned(Some("testers-only-guessed")),
+        v1,
+        "a wrong key pins nothing"
     );
     let t = Instant::now();
     admin_ok(&host, "/v1/components/pi/switch");

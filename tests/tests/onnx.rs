@@ -8,11 +8,9 @@
 //! target directory on first use (`onnx_venv::ensure`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use e2e::{fnhost_bin, free_port, root, wait_until, wasm, Host, Reply, Start, TempDir};
+use e2e::{onnx_compiled_cache, root, wasm, Host, Reply, Start, TempDir};
 use serde_json::{json, Value};
 
 /// The scikit-learn logistic regression exported for the iris route.
@@ -41,11 +39,7 @@ fn run_script(name: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = e2e::output_text(&out);
     assert!(out.status.success(), "{name} {args:?} failed:\n{text}");
     text
 }
@@ -65,105 +59,15 @@ fn copy_model(from: &Path, dir: &TempDir, to: &str) {
     }
 }
 
-/// `onnx_model.wasm`, built first. `cargo xtask build` does not build this component yet (its
-/// list of functions lives in `xtask/src/main.rs`), so the tests build it themselves; when it
-/// is already built this is a no-op of a second.
+/// `onnx_model.wasm`, which `cargo xtask build` builds with the other functions.
 fn onnx_wasm() -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .current_dir(root())
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
-                "onnx-model",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "building onnx-model failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
     wasm("onnx_model")
-}
-
-/// The compiled-module cache every test of this file starts its host with, filled once.
-///
-/// `onnx_model.wasm` holds 16 MB of code (tract's operators): compiling it takes about a
-/// minute on two cores, longer than the harness waits for a host to answer, and every test
-/// compiling it at once would take several. So the first caller starts one host on this cache
-/// (in the target directory; entries are keyed by module digest and engine, like any fnhost
-/// cache), waits up to ten minutes for it to answer, and stops it; the tests then load the
-/// compiled module from the cache.
-fn compiled_cache() -> &'static Path {
-    static CACHE: OnceLock<PathBuf> = OnceLock::new();
-    CACHE.get_or_init(|| {
-        let cache = target_dir().join("e2e-onnx-cache");
-        let dir = TempDir::new("onnx-compile");
-        dir.copy_in(&onnx_wasm(), "onnx_model.wasm");
-        dir.copy_in(&wasm("iris"), "iris.wasm");
-        dir.write(
-            "spin.toml",
-            "spin_manifest_version = 2\n[application]\nname = \"compile\"\n\
-             [[trigger.http]]\nroute = \"/onnx\"\ncomponent = \"onnx\"\n\
-             [[trigger.http]]\nroute = \"/iris\"\ncomponent = \"iris\"\n\
-             [component.onnx]\nsource = \"onnx_model.wasm\"\n\
-             [component.iris]\nsource = \"iris.wasm\"\n",
-        );
-        let port = free_port();
-        let mut child = Command::new(fnhost_bin())
-            .current_dir(dir.path())
-            .args(["up", "--manifest", "spin.toml", "--no-watch"])
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--admin-listen")
-            .arg(format!("127.0.0.1:{}", free_port()))
-            .arg("--cache-dir")
-            .arg(&cache)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .env("FNHOST_ADMIN_TOKEN", e2e::TOKEN)
-            .env_remove("RUST_BACKTRACE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(5))
-            .build();
-        let up = wait_until(Duration::from_secs(600), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-                || e2e::try_send(&agent, "GET", &format!("http://127.0.0.1:{port}/healthz"))
-                    .is_ok_and(|r| r.status == 200)
-        });
-        let exited = child.try_wait().unwrap();
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(
-            up && exited.is_none(),
-            "fnhost did not compile the modules within 10 minutes (exit: {exited:?})"
-        );
-        eprintln!(
-            "compiled onnx_model.wasm into {} in {:?}",
-            cache.display(),
-            started.elapsed()
-        );
-        cache
-    })
 }
 
 /// Starts fnhost in `dir` on the shared compiled-module cache.
 fn start(dir: &TempDir) -> Host {
     let mut opts = Start::new(dir.path());
-    opts.cache_dir = Some(compiled_cache());
+    opts.cache_dir = Some(onnx_compiled_cache());
     Host::try_start(opts).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -730,7 +634,7 @@ fn every_estimator_answers_as_scikit_learn_and_onnxruntime() {
         .iter()
         .map(|n| {
             (
-                n.replace('-', "_"),
+                n.to_string(),
                 format!("models/{n}"),
                 vec![format!("/v2/models/{n}/...")],
             )

@@ -116,13 +116,28 @@ fn a_bad_url_source_at_start_up_means_not_ready_with_the_reason() {
     let host = Host::start(dir.path());
     let ready = host.get("/readyz");
     assert_eq!(ready.status, 503);
-    assert!(ready.text().contains("digest mismatch"), "{}", ready.text());
+    assert_eq!(ready.json()["not_ready"][0]["component"], "pi");
     let r = host.get("/api/v0/pi");
     assert_eq!(r.status, 503);
     assert!(
         r.error().contains("component pi is not loaded"),
         "{}",
         r.error()
+    );
+    // Public answers say what is not ready, never why: the reason names URLs and internal
+    // errors, which stay in the log and the admin status.
+    for public in [ready.text(), r.text()] {
+        assert!(
+            !public.contains("127.0.0.1") && !public.contains("digest"),
+            "internal details in a public answer: {public}"
+        );
+    }
+    let status = host.admin("GET", "/v1/components/pi", None).json();
+    assert!(
+        status["load_error"].as_str().is_some_and(
+            |e| e.contains("digest mismatch") && e.contains(&server.url("pi_picrunch.wasm"))
+        ),
+        "{status}"
     );
     assert!(
         host.log_text().contains("not ready, retrying"),

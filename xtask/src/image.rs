@@ -169,6 +169,8 @@ files = [{ source = "models/iris/v1", destination = "/model" }]
 
 [component.iris.tool.fnhost]
 label = "model-v1"
+# Pinning needs this key (fnhost-pin-key); a test-only value.
+pin_key = "docker-e2e-testers-pin-key"
 "#,
     );
     if staged {
@@ -318,7 +320,13 @@ fn exercise(
     let updated = Instant::now();
     let deadline = updated + Duration::from_secs(30);
     loop {
-        let r = get(&classify_url, &[("fnhost-version-pin", "candidate")])?;
+        let r = get(
+            &classify_url,
+            &[
+                ("fnhost-version-pin", "candidate"),
+                ("fnhost-pin-key", "docker-e2e-testers-pin-key"),
+            ],
+        )?;
         if r.header("fnhost-version-label") == Some("model-v2") {
             check_classify(&r, "model-v2")?;
             println!(
@@ -378,6 +386,8 @@ pub(crate) fn stage_context() -> Result<PathBuf> {
             MUSL_TARGET,
             "-p",
             "fnhost",
+            // The server only: no `fnhost new` (and so no tract) in the image.
+            "--no-default-features",
         ]))?;
     let binary = target_dir().join(MUSL_TARGET).join("release/fnhost");
     check_static(&binary)?;

@@ -200,10 +200,12 @@ fn render(step: &Step, m: &Modules, modules_url: &str) -> String {
          name = \"fnhost-functions\"\n\
          version = \"0.1.0\"\n\
          description = \"pi digits and iris classification, served by fnhost on Kubernetes\"\n\n\
-         # The same limits as the repository's spin.toml.\n\
+         # The same limits as the repository's spin.toml; the per-pod concurrency is explicit\n\
+         # so that 6 x 128 MiB of guest memory plus the host's own fits the pod's 1 GiB.\n\
          [application.tool.fnhost]\n\
          request_timeout = \"30s\"\n\
-         memory_limit = \"128MiB\"\n\n\
+         memory_limit = \"128MiB\"\n\
+         max_concurrent_requests = 6\n\n\
          [[trigger.http]]\n\
          route = \"/api/v0/pi\"\n\
          component = \"pi\"\n\n\
@@ -217,7 +219,7 @@ fn render(step: &Step, m: &Modules, modules_url: &str) -> String {
         Pi::V2 => (&m.chudnovsky, "v2"),
     };
     s += &format!(
-        "[component.pi]\nsource = {}\nenvironment = {{ PI_MAX_NDIGITS = \"1000000\" }}\n\n\
+        "[component.pi]\nsource = {}\nvariables = {{ max_ndigits = \"1000000\" }}\n\n\
          [component.pi.tool.fnhost]\nlabel = \"{pi_label}\"\n\n",
         source(pi_current)
     );
@@ -522,7 +524,19 @@ pub fn flows(root: &Path) -> Result<()> {
     let mut host = Server::spawn("fnhost", &mut cmd, &log)?;
     let result = host
         .wait_http_ok(&addr, "/readyz", Duration::from_secs(120))
-        .and_then(|_| play(root, &app, &addr, &localize, &models, &sha, &log));
+        .and_then(|_| {
+            play(
+                root,
+                &app,
+                &addr,
+                &admin,
+                &work.join("state"),
+                &localize,
+                &models,
+                &sha,
+                &log,
+            )
+        });
     drop(host);
     drop(server);
     match &result {
@@ -535,10 +549,16 @@ pub fn flows(root: &Path) -> Result<()> {
     result
 }
 
+/// The testers' pin key the flows set through the admin API (any 16+ visible characters).
+const FLOWS_PIN_KEY: &str = "k8s-flows-testers-pin-key";
+
+#[allow(clippy::too_many_arguments)]
 fn play(
     root: &Path,
     app: &Path,
     addr: &str,
+    admin: &str,
+    state_dir: &Path,
     localize: &dyn Fn(&str) -> Result<String>,
     models: &[(&str, Vec<u8>)],
     sha: &dyn Fn(&str) -> String,
@@ -547,12 +567,31 @@ fn play(
     let base = format!("http://{addr}");
     let pi = format!("{base}/api/v0/pi?ndigits=99");
     let iris = format!("{base}/api/v01/classify?{SETOSA_QUERY}");
-    let pin: &[(&str, &str)] = &[("fnhost-version-pin", "candidate")];
     let http = Client::new(Duration::from_secs(10));
     let get = |url: &str, headers: &[(&str, &str)]| -> Result<Response> {
         http.request("GET", url, headers, None)
     };
     println!("k8s flows: base is served");
+    // Pinning needs the component's pin key; an operator sets it with `fnhost pin-key` through
+    // the port-forwarded admin API (k8s/README.md), as done here with the pod's admin token.
+    let token = fs::read_to_string(state_dir.join("admin-token"))
+        .context("reading the admin token fnhost wrote")?;
+    let r = http.request(
+        "POST",
+        &format!("http://{admin}/v1/components/iris/pin-key"),
+        &[("authorization", &format!("Bearer {}", token.trim()))],
+        Some(FLOWS_PIN_KEY.as_bytes()),
+    )?;
+    ensure!(
+        r.status == 200,
+        "setting iris's pin key: HTTP {}: {}",
+        r.status,
+        r.text()
+    );
+    let pin: &[(&str, &str)] = &[
+        ("fnhost-version-pin", "candidate"),
+        ("fnhost-pin-key", FLOWS_PIN_KEY),
+    ];
 
     // Every label of `n` requests must be `want`.
     let all = |url: &str, headers: &[(&str, &str)], n: usize, want: &str| -> Result<bool> {

@@ -69,6 +69,8 @@ enum Task {
     },
     /// Retrain the iris models from functions/iris/data/iris.csv
     TrainIris,
+    /// Retrain every model the repository ships (linfa and scikit-learn → ONNX); deterministic
+    TrainModels,
     /// Run the cargo-fuzz targets (nightly)
     Fuzz(fuzz::Options),
 }
@@ -87,6 +89,7 @@ fn main() -> std::process::ExitCode {
         Task::DockerE2e => image::docker_e2e(&root),
         Task::Fleet { quick } => fleet::run(&root, quick).map(|_| ()),
         Task::TrainIris => workspace::train_iris(),
+        Task::TrainModels => workspace::train_models(),
         Task::Fuzz(options) => fuzz::run(&root, &options),
     };
     match result {

@@ -7,12 +7,15 @@ use std::process::Command;
 use anyhow::Result;
 use devkit::cmd::{capture, run};
 use devkit::install::{pip_install, PipPackage};
+use devkit::python::{spin_sdk_venv, PythonComponent};
 
 use crate::docker::Dockerd;
 use crate::{bench, fleet, image, k8s};
 
 /// The components `cargo xtask up` serves (crate names).
-const FUNCTIONS: &[&str] = &["pi-chudnovsky", "pi-picrunch", "iris"];
+const FUNCTIONS: &[&str] = &["pi-chudnovsky", "pi-picrunch", "iris", "onnx-model"];
+/// Python functions (built with Spin's Python SDK): source directory, module, component file.
+const PYTHON_FUNCTIONS: &[(&str, &str, &str)] = &[("functions/pi-python", "app", "pi_python.wasm")];
 /// Test-only components used by the end-to-end tests.
 const TEST_COMPONENTS: &[&str] = &["test-faults", "test-hello-p2"];
 /// Native crates whose tests `cargo xtask test` runs.
@@ -21,7 +24,10 @@ const NATIVE_TEST_CRATES: &[&str] = &[
     "pi-core",
     "iris-core",
     "iris-train",
+    "onnx-core",
+    "onnx-venv",
     "fn-reply",
+    "fn-features",
     "e2e",
     "devkit",
     "xtask",
@@ -42,6 +48,9 @@ pub fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     // A set RUST_BACKTRACE makes every WASIp3 request capture a backtrace (~4% CPU).
     c.env_remove("RUST_BACKTRACE").current_dir(root());
+    // fnhost embeds the generic model module for `fnhost new onnx-model` (host/build.rs). Set
+    // for every cargo run, so that building and testing the host never flip between the two.
+    c.env("FNHOST_ONNX_MODEL_WASM", wasm_dir().join("onnx_model.wasm"));
     c
 }
 
@@ -53,7 +62,9 @@ fn ensure_wasm_target() -> Result<()> {
     run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
 }
 
-/// Builds the components (and the test components when `with_tests`) and the host.
+/// Builds the components (and the test components when `with_tests`), then whatever else
+/// `spin.toml` says how to build (`[component.NAME.build]`, e.g. a component `fnhost new`
+/// added), then the host (which embeds the generic model module, so it comes last).
 pub fn build(with_tests: bool) -> Result<()> {
     ensure_wasm_target()?;
     let mut wasm = cargo();
@@ -65,7 +76,22 @@ pub fn build(with_tests: bool) -> Result<()> {
         wasm.args(["-p", c]);
     }
     run(&mut wasm)?;
+    build_python_functions()?;
+    devkit::spin_build::build_components(&root().join("spin.toml"))?;
     run(cargo().args(["build", "--release", "-p", "fnhost"]))
+}
+
+fn build_python_functions() -> Result<()> {
+    let venv = spin_sdk_venv()?;
+    for (dir, module, file) in PYTHON_FUNCTIONS {
+        PythonComponent {
+            source_dir: &root().join(dir),
+            module,
+            venv: &venv,
+        }
+        .build(&wasm_dir().join(file))?;
+    }
+    Ok(())
 }
 
 pub fn up(args: &[String]) -> Result<()> {
@@ -123,6 +149,29 @@ print(f"{sys.argv[2]}: valid against Spin's manifest schema")
     run(Command::new("python3")
         .current_dir(root)
         .args(["-c", script, SPIN_SCHEMA, "spin.toml"]))
+}
+
+/// The Python environment of `functions/onnx/python` (`target/venv-sklearn`), created or
+/// refreshed from its pinned `requirements.txt` when needed.
+pub fn sklearn_python() -> Result<PathBuf> {
+    onnx_venv::ensure(&root(), &target_dir())
+}
+
+/// The scikit-learn model the repository ships for the iris route, as `train.py` names it, and
+/// the directory it is served from.
+pub const IRIS_ONNX_MODEL: (&str, &str) = ("iris-logistic-regression", "models/iris/onnx");
+
+/// Every model the repository ships: the linfa models of the iris function (`train_iris`)
+/// and the scikit-learn model exported to ONNX for the iris route. Training is seeded and the
+/// exports are byte-identical from run to run, so running this again changes no file.
+pub fn train_models() -> Result<()> {
+    train_iris()?;
+    let python = sklearn_python()?;
+    let (name, dir) = IRIS_ONNX_MODEL;
+    run(Command::new(python)
+        .current_dir(root())
+        .arg(Path::new(onnx_venv::SCRIPTS).join("train.py"))
+        .args(["--into", dir, "--only", name]))
 }
 
 pub fn train_iris() -> Result<()> {

@@ -5,7 +5,8 @@
 //!   components use (`pi_core::http::respond`, `iris_core::respond`) behind a plain hyper 1
 //!   HTTP/1.1 server on a multi-threaded tokio runtime, plus `GET /healthz`. Like the iris
 //!   component, it reads the model file on every request (so both do the same work); like the
-//!   pi components, the maximum `ndigits` comes from `PI_MAX_NDIGITS` (default 1000000).
+//!   pi components (whose manifest variable `max_ndigits` it stands in for), the maximum
+//!   `ndigits` comes from the environment variable `PI_MAX_NDIGITS` (default 1000000).
 //! * `native-control --time-pi ALGO --ndigits N [--reps R]` computes π in-process R times and
 //!   prints one JSON line: the wall time of each run in seconds, the process's peak RSS
 //!   (`VmHWM`) in KiB, and the first and last digits of the result (for cross-checking).
@@ -15,6 +16,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The environment variable that plays the role of the components' `max_ndigits` variable.
+const MAX_NDIGITS_ENV: &str = "PI_MAX_NDIGITS";
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -77,12 +81,9 @@ fn real_main() -> Result<(), String> {
         .parse()
         .map_err(|e| format!("--listen: {e}"))?;
     let model = model.ok_or("--model is required")?;
-    let max_ndigits = pi_core::http::max_ndigits_setting(
-        std::env::var(pi_core::http::MAX_NDIGITS_ENV)
-            .ok()
-            .as_deref(),
-    )
-    .map_err(|_| format!("invalid {}", pi_core::http::MAX_NDIGITS_ENV))?;
+    let max_ndigits =
+        pi_core::http::max_ndigits_setting(std::env::var(MAX_NDIGITS_ENV).ok().as_deref())
+            .map_err(|_| format!("invalid {}", MAX_NDIGITS_ENV))?;
     let config = Arc::new(Config {
         model,
         algo,

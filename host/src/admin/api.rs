@@ -26,10 +26,12 @@ pub enum Op {
     Rollback,
     /// Change the candidate's share (and optionally stickiness or guard).
     Weight,
+    /// Set or rotate (body: the key) or remove (empty body) the component's pin key.
+    PinKey,
 }
 
 impl Op {
-    pub const ALL: [Op; 7] = [
+    pub const ALL: [Op; 8] = [
         Op::Deploy,
         Op::Canary,
         Op::Stage,
@@ -37,6 +39,7 @@ impl Op {
         Op::Promote,
         Op::Rollback,
         Op::Weight,
+        Op::PinKey,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Op {
             Op::Promote => "promote",
             Op::Rollback => "rollback",
             Op::Weight => "weight",
+            Op::PinKey => "pin-key",
         }
     }
 

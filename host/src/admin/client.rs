@@ -24,9 +24,13 @@ use crate::spec::{GuardSpec, Label, OciReference, Stickiness, Weight};
 
 #[derive(Args, Debug)]
 pub struct Target {
-    /// Admin address of the running host.
+    /// Admin address of the running host: HOST:PORT (plain HTTP, loopback) or
+    /// https://HOST:PORT (an admin listener with TLS).
     #[arg(long, env = "FNHOST_ADMIN", default_value = "127.0.0.1:3001")]
     admin: String,
+    /// PEM certificate(s) to trust for an https:// admin address (default: the system's).
+    #[arg(long, env = "FNHOST_ADMIN_CA")]
+    admin_ca: Option<PathBuf>,
     /// Bearer token (default: FNHOST_ADMIN_TOKEN, else the token file).
     #[arg(long, env = "FNHOST_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -116,6 +120,39 @@ pub fn component_op(op: Op, a: ComponentArgs) -> Result<()> {
     operate(&a.target, op, &a.component, &OpParams::default(), None)
 }
 
+#[derive(Args, Debug)]
+pub struct PinKeyArgs {
+    #[command(flatten)]
+    component: ComponentArgs,
+    /// A file holding the new pin key (16–256 visible characters).
+    #[arg(long, conflicts_with = "remove", required_unless_present = "remove")]
+    key_file: Option<PathBuf>,
+    /// Turn pinning off for the component.
+    #[arg(long)]
+    remove: bool,
+}
+
+/// Sets, rotates or removes the pin key (sent as the body, never in the URL).
+pub fn pin_key(a: PinKeyArgs) -> Result<()> {
+    let key = match &a.key_file {
+        Some(f) => {
+            let key =
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            crate::spec::PinKey::new(key.trim())?;
+            key.trim().as_bytes().to_vec()
+        }
+        None => Vec::new(),
+    };
+    let path = Op::PinKey.path(&a.component.component, &OpParams::default());
+    let status: ComponentStatus = call(
+        &a.component.target,
+        "POST",
+        &path,
+        Some((key, "text/plain")),
+    )?;
+    print(&status)
+}
+
 pub fn weight(a: WeightArgs) -> Result<()> {
     let params = OpParams {
         weight: Some(a.weight),
@@ -161,7 +198,9 @@ pub fn version_op(op: Op, a: VersionArgs, mut params: OpParams) -> Result<()> {
         params.path = Some(std::path::absolute(&a.file)?);
         None
     } else {
-        Some(std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?)
+        let bytes =
+            std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+        Some((bytes, "application/wasm"))
     };
     operate(&a.target, op, &a.component, &params, body)
 }
@@ -171,7 +210,7 @@ fn operate(
     op: Op,
     component: &str,
     params: &OpParams,
-    body: Option<Vec<u8>>,
+    body: Option<(Vec<u8>, &str)>,
 ) -> Result<()> {
     let status: ComponentStatus = call(target, "POST", &op.path(component, params), body)?;
     print(&status)
@@ -205,31 +244,50 @@ fn call<T: DeserializeOwned>(
     t: &Target,
     method: &str,
     path: &str,
-    body: Option<Vec<u8>>,
+    body: Option<(Vec<u8>, &str)>,
 ) -> Result<T> {
     let token = token(t)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let stream = tokio::net::TcpStream::connect(&t.admin)
+        let (https, authority) = match t.admin.strip_prefix("https://") {
+            Some(rest) => (true, rest.trim_end_matches('/')),
+            None => (
+                false,
+                t.admin.trim_start_matches("http://").trim_end_matches('/'),
+            ),
+        };
+        let stream = tokio::net::TcpStream::connect(authority)
             .await
             .with_context(|| format!("connecting to the admin API at {}", t.admin))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
         let mut req = http::Request::builder()
             .method(method)
             .uri(path)
-            .header(http::header::HOST, &t.admin)
+            .header(http::header::HOST, authority)
             .header(http::header::AUTHORIZATION, format!("Bearer {token}"));
-        if body.is_some() {
-            req = req.header(http::header::CONTENT_TYPE, "application/wasm");
-        }
-        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-        let resp = sender.send_request(req).await?;
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await?.to_bytes();
+        let bytes = match body {
+            Some((bytes, content_type)) => {
+                req = req.header(http::header::CONTENT_TYPE, content_type);
+                bytes
+            }
+            None => Vec::new(),
+        };
+        let req = req.body(Full::new(Bytes::from(bytes)))?;
+        let (status, bytes) = if https {
+            let tls = tls_connector(t.admin_ca.as_deref())?;
+            let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+            let name =
+                rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
+                    .with_context(|| format!("{host} is not a valid TLS server name"))?;
+            let stream = tls
+                .connect(name, stream)
+                .await
+                .with_context(|| format!("TLS with the admin API at {}", t.admin))?;
+            exchange(stream, req).await?
+        } else {
+            exchange(stream, req).await?
+        };
         if !status.is_success() {
             let msg = serde_json::from_slice::<ErrorBody>(&bytes)
                 .map(|e| e.error)
@@ -243,4 +301,44 @@ fn call<T: DeserializeOwned>(
             )
         })
     })
+}
+
+async fn exchange<I>(io: I, req: http::Request<Full<Bytes>>) -> Result<(http::StatusCode, Bytes)>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(conn);
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    Ok((status, resp.into_body().collect().await?.to_bytes()))
+}
+
+/// Trusts the given PEM certificates, or the system's.
+fn tls_connector(ca: Option<&std::path::Path>) -> Result<tokio_rustls::TlsConnector> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            for cert in rustls::pki_types::CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("reading {}", path.display()))?
+            {
+                roots.add(cert.with_context(|| format!("parsing {}", path.display()))?)?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )))
 }

@@ -4,11 +4,12 @@
 //! needs `Authorization: Bearer <token>`; the token is compared in constant time (both sides
 //! hashed first, so neither content nor length leaks through timing). A module arrives either
 //! as the request body (`Content-Type: application/wasm`, for remote use), as `?path=` naming
-//! a file on the host, or as `?oci=` naming a registry artifact the host pulls. Errors are
-//! JSON `{"error": ...}`: 400 bad parameters, 401 token,
-//! 404 unknown component, operation or route, 409 state conflict (e.g. no candidate to
-//! promote), 413 upload too large, 415 wrong upload type, 422 module refused (does not compile,
-//! wrong world, failed smoke request).
+//! a file on the host, which like `mount=` must lie under the admin roots (`host_files.rs`), or
+//! as `?oci=` naming a registry artifact the host pulls. Errors are JSON `{"error": ...}`: 400
+//! bad parameters, 401 token, 403 a host path the rules refuse, 404 unknown component,
+//! operation or route, 409 state conflict (e.g. no candidate to promote), 413 upload too large,
+//! 415 wrong upload type, 422 module refused (does not compile, wrong world, failed smoke
+//! request, or a registry artifact that cannot be pulled).
 
 use std::sync::Arc;
 
@@ -19,10 +20,11 @@ use sha2::{Digest, Sha256 as Sha256Hasher};
 use subtle::ConstantTimeEq;
 
 use super::api::{Op, OpParams, StatusResponse};
+use super::host_files::{AdminRoots, Refused};
 use crate::deployments::{ComponentStatus, Deployments, OpError};
-use crate::http::{error_response, full, json_response, ResponseBody};
+use crate::http::{error_response, full, healthy, json_response, ResponseBody};
 use crate::metrics::Metrics;
-use crate::spec::{CanaryPolicy, FileMount, OciSource, Sha256, Source, VersionSpec};
+use crate::spec::{CanaryPolicy, FileMount, OciSource, PinKey, Sha256, Source, VersionSpec};
 
 const MAX_UPLOAD_BYTES: usize = 256 << 20;
 
@@ -30,14 +32,21 @@ pub struct Admin {
     deployments: Arc<Deployments>,
     metrics: Arc<Metrics>,
     token_sha256: [u8; 32],
+    roots: AdminRoots,
 }
 
 impl Admin {
-    pub fn new(deployments: Arc<Deployments>, metrics: Arc<Metrics>, token: &str) -> Admin {
+    pub fn new(
+        deployments: Arc<Deployments>,
+        metrics: Arc<Metrics>,
+        token: &str,
+        roots: AdminRoots,
+    ) -> Admin {
         Admin {
             deployments,
             metrics,
             token_sha256: Sha256Hasher::digest(token.as_bytes()).into(),
+            roots,
         }
     }
 
@@ -65,6 +74,15 @@ pub fn metrics_response(metrics: &Metrics) -> Response<ResponseBody> {
         ),
     );
     resp
+}
+
+/// The metrics listener: `/metrics` without a token, and `/healthz` for a liveness probe that
+/// the public listener's connection limit cannot starve.
+pub fn metrics_listener_response(metrics: &Metrics, path: &str) -> Response<ResponseBody> {
+    match path {
+        "/healthz" => healthy(),
+        _ => metrics_response(metrics),
+    }
 }
 
 pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>) -> Response<ResponseBody> {
@@ -113,6 +131,14 @@ fn bad(msg: impl Into<String>) -> Refusal {
     (StatusCode::BAD_REQUEST, msg.into())
 }
 
+fn host_path(r: Refused) -> Refusal {
+    match r {
+        Refused::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+        Refused::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
+        Refused::Unreadable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
+    }
+}
+
 /// The one mapping of operation errors to status codes.
 fn refusal(e: OpError) -> Refusal {
     let code = match &e {
@@ -156,6 +182,21 @@ async fn operate(
                 .await
                 .map_err(refusal);
         }
+        Op::PinKey => {
+            let body = Limited::new(req.into_body(), 4096)
+                .collect()
+                .await
+                .map_err(|_| bad("the pin key is at most 256 characters"))?
+                .to_bytes();
+            let text = std::str::from_utf8(&body)
+                .map_err(|_| bad("the pin key must be text"))?
+                .trim();
+            let key = match text {
+                "" => None,
+                key => Some(PinKey::new(key).map_err(|e| bad(e.0))?),
+            };
+            return deployments.set_pin_key(name, key).await.map_err(refusal);
+        }
         Op::Deploy | Op::Canary | Op::Stage => {}
     }
     let weight = match op {
@@ -166,7 +207,7 @@ async fn operate(
         _ => None,
     };
 
-    // A new version: bytes from the body, or a path on the host.
+    // A new version: bytes from the body or a path on the host, or pulled from a registry as it loads.
     let content_type = req
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -188,8 +229,11 @@ async fn operate(
             return Err(bad("send the module as the body, or name it with ?path= or ?oci=: only one"))
         }
         (Some(path), None, true) => {
-            let abs = std::path::absolute(path).map_err(|e| bad(format!("path {}: {e}", path.display())))?;
-            (Source::Path(abs), None)
+            let (resolved, bytes) = admin
+                .roots
+                .read_module(path, MAX_UPLOAD_BYTES as u64)
+                .map_err(host_path)?;
+            (Source::Path(resolved), Some(bytes))
         }
         (None, Some(reference), true) => {
             (Source::Oci(OciSource::new(reference.clone(), None, p.insecure)), None)
@@ -206,23 +250,14 @@ async fn operate(
         .mounts
         .iter()
         .map(|m| {
-            let host = std::path::absolute(&m.host).map_err(|e| bad(format!("mount {m}: {e}")))?;
-            FileMount::new(host, &m.guest).map_err(|e| bad(format!("mount {m}: {e}")))
+            let dir = admin.roots.directory(&m.host).map_err(host_path)?;
+            FileMount::new(dir, &m.guest).map_err(|e| bad(format!("mount {m}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    // Files, environment and outbound hosts come from the version it replaces unless overridden.
-    let base = slot
-        .state()
-        .current
-        .as_ref()
-        .map(|v| v.spec.clone())
-        .ok_or_else(|| {
-            (
-                StatusCode::CONFLICT,
-                format!("component {name} has no current version"),
-            )
-        })?;
+    // Files, environment, outbound hosts and grants come from the version it replaces (or, for a
+    // component that never loaded, from the manifest) unless overridden.
+    let base = slot.inherited_spec();
     let spec = VersionSpec {
         source,
         files: if mounts.is_empty() {
@@ -232,6 +267,7 @@ async fn operate(
         },
         environment: base.environment,
         allowed_outbound_hosts: base.allowed_outbound_hosts,
+        grants: base.grants,
         label: p.label,
     };
     let version = deployments.load(name, spec, bytes).await.map_err(refusal)?;

@@ -25,14 +25,18 @@ pub use pick::{sticky_bucket, Role};
 pub use state::{Conflict, GuardTrip};
 pub use status::{CandidateStatus, ComponentStatus, GuardStatus, VersionStatus};
 
-use crate::engine::{InstancePolicy, RequestData, Runtime, VersionHandler, World};
+use crate::engine::{InstancePolicy, RequestTrace, Runtime, VersionHandler, World};
 use crate::metrics::{LoadResult, Metrics, SwapResult};
 use crate::sources::Sources;
-use crate::spec::{CanaryPolicy, ComponentId, ComponentLimits, ComponentSpec, Sha256, VersionSpec};
+use crate::spec::{
+    CanaryPolicy, ComponentId, ComponentLimits, ComponentSpec, PinKey, Sha256, VersionSpec,
+};
 
 /// The request header testers use to force a version: `candidate`, `current`, or a version's
-/// short sha256 or label.
+/// short sha256 or label. Honoured only with the component's pin key in [`PIN_KEY_HEADER`].
 pub const PIN_HEADER: &str = "fnhost-version-pin";
+/// The pin key (`tool.fnhost.pin_key`, or set through the admin API).
+pub const PIN_KEY_HEADER: &str = "fnhost-pin-key";
 
 pub type ComponentState = state::ComponentState<Version>;
 pub type Candidate = state::Candidate<Version>;
@@ -92,6 +96,9 @@ pub struct Slot {
     ops: tokio::sync::Mutex<()>,
     /// Limits and instance policy from the manifest, applied to every version loaded.
     limits: Mutex<ComponentLimits>,
+    /// The manifest's version of this component: what a new version inherits (files,
+    /// environment, outbound hosts) when the component has no current version to inherit from.
+    manifest_version: Mutex<VersionSpec>,
 }
 
 impl Slot {
@@ -101,6 +108,15 @@ impl Slot {
 
     pub fn is_ready(&self) -> bool {
         self.state.load().current.is_some()
+    }
+
+    /// What a new version inherits unless told otherwise: the current version's spec, or the
+    /// manifest's when nothing is current (a component that never loaded can be repaired).
+    pub fn inherited_spec(&self) -> VersionSpec {
+        match &self.state.load().current {
+            Some(v) => v.spec.clone(),
+            None => self.manifest_version.lock().unwrap().clone(),
+        }
     }
 }
 
@@ -127,6 +143,7 @@ impl Deployments {
                     state: ArcSwap::from_pointee(ComponentState::default()),
                     ops: tokio::sync::Mutex::new(()),
                     limits: Mutex::new(spec.limits.clone()),
+                    manifest_version: Mutex::new(spec.version.clone()),
                 };
                 (id.clone(), Arc::new(slot))
             })
@@ -169,10 +186,12 @@ impl Deployments {
         })
     }
 
-    /// Updates limits when the manifest changes (they apply to versions loaded afterwards).
-    pub fn set_limits(&self, component: &str, limits: &ComponentLimits) {
-        if let Some(slot) = self.slots.get(component) {
-            *slot.limits.lock().unwrap() = limits.clone();
+    /// Takes a changed manifest entry's limits and defaults (they apply to versions loaded
+    /// afterwards).
+    pub fn set_manifest(&self, spec: &ComponentSpec) {
+        if let Some(slot) = self.slots.get(spec.id.as_str()) {
+            *slot.limits.lock().unwrap() = spec.limits.clone();
+            *slot.manifest_version.lock().unwrap() = spec.version.clone();
         }
     }
 
@@ -216,7 +235,11 @@ impl Deployments {
         let runtime = self.runtime.clone();
         let prepared = tokio::task::spawn_blocking(move || runtime.prepare(&bytes)).await??;
         let limits = slot.limits.lock().unwrap().clone();
+        if !prepared.unsupported_imports.is_empty() {
+            tracing::warn!(component = %slot.id, module = %prepared.sha256.short(), interfaces = %prepared.unsupported_imports.join(", "), "the component imports interfaces fnhost does not implement; calling them fails");
+        }
         let policy = InstancePolicy {
+            component: slot.id.clone(),
             files: spec.files.clone(),
             environment: spec
                 .environment
@@ -232,6 +255,7 @@ impl Deployments {
             } else {
                 1
             },
+            grants: self.runtime.grant(&spec.grants)?,
         };
         let handler = self.runtime.version_handler(prepared.pre, policy);
         let name: Arc<str> = format!("{}@{}", slot.id, prepared.sha256.short()).into();
@@ -355,6 +379,16 @@ impl Deployments {
         self.apply(component, "rollback", |s| s.rollback()).await
     }
 
+    /// Sets, rotates or (with `None`) removes the component's pin key.
+    pub async fn set_pin_key(
+        &self,
+        component: &str,
+        key: Option<PinKey>,
+    ) -> Result<ComponentStatus, OpError> {
+        self.apply(component, "pin-key", |s| s.set_pin_key(key))
+            .await
+    }
+
     pub async fn clear_candidate(&self, component: &str) -> Result<ComponentStatus, OpError> {
         self.apply(component, "clear-candidate", |s| s.clear_candidate())
             .await
@@ -375,7 +409,9 @@ impl Deployments {
             .body(Empty::new().map_err(|never| match never {}).boxed_unsync())?;
         let resp = tokio::time::timeout(
             Duration::from_secs(60),
-            version.handler.handle(RequestData::default(), req),
+            version
+                .handler
+                .handle(RequestTrace::new("smoke", None), req),
         )
         .await
         .map_err(|_| anyhow!("smoke request {path_and_query} timed out"))?

@@ -1,10 +1,12 @@
 //! Which version answers one request, and what its answer teaches the canary guard.
 //!
 //! [`pick`] is lock-free: one atomic load of the state plus, for a canary, a hash of the sticky
-//! key or a random draw in 0..1000 against the weight in tenths of a percent. A pinned request
-//! (`fnhost-version-pin`) goes to the version it names. [`Slot::record`] feeds a candidate's
-//! status codes to its guard and trips it (weight → 0) through the same transition as every
-//! other change.
+//! key or a random draw in 0..1000 against the weight in tenths of a percent. A request may pin
+//! a version (`fnhost-version-pin`) only when it also presents the component's pin key
+//! (`fnhost-pin-key`); otherwise the pin header is ignored, so an outsider can neither reach a
+//! staged version nor steer traffic. [`Slot::record`] feeds a candidate's status codes to its
+//! guard — never a pinned request's — and trips it (weight → 0) through the same transition as
+//! every other change.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -12,7 +14,7 @@ use std::time::SystemTime;
 use http::HeaderMap;
 
 use super::state::{ComponentState, GuardTrip};
-use super::{Slot, Version, PIN_HEADER};
+use super::{Slot, Version, PIN_HEADER, PIN_KEY_HEADER};
 use crate::metrics::Metrics;
 use crate::spec::{CanaryPolicy, Stickiness};
 
@@ -21,28 +23,15 @@ use crate::spec::{CanaryPolicy, Stickiness};
 pub enum Role {
     Current,
     Candidate,
+    /// Pinned by a request that presented the pin key: never counted by the guard.
+    Pinned,
 }
 
 /// Picks the version for one request from a component's state.
 pub fn pick(state: &ComponentState<Version>, headers: &HeaderMap) -> Option<(Arc<Version>, Role)> {
     let current = state.current.as_ref();
-    if let Some(pin) = headers.get(PIN_HEADER).and_then(|v| v.to_str().ok()) {
-        let cand = state.candidate.as_ref().map(|c| &c.version);
-        let pinned = match pin {
-            "candidate" => cand.map(|v| (v, Role::Candidate)),
-            "current" => current.map(|v| (v, Role::Current)),
-            pin => cand
-                .filter(|v| v.matches_pin(pin))
-                .map(|v| (v, Role::Candidate))
-                .or_else(|| {
-                    current
-                        .filter(|v| v.matches_pin(pin))
-                        .map(|v| (v, Role::Current))
-                }),
-        };
-        if let Some((v, role)) = pinned {
-            return Some((v.clone(), role));
-        }
+    if let Some(pinned) = pinned(state, headers) {
+        return Some((pinned.clone(), Role::Pinned));
     }
     if let Some(c) = &state.candidate {
         if !c.policy.weight.is_zero() && takes_candidate(&c.policy, headers) {
@@ -50,6 +39,25 @@ pub fn pick(state: &ComponentState<Version>, headers: &HeaderMap) -> Option<(Arc
         }
     }
     current.map(|v| (v.clone(), Role::Current))
+}
+
+/// The version a request pins: `candidate`, `current`, a short or full sha256, or a label —
+/// only with the right pin key.
+fn pinned<'s>(state: &'s ComponentState<Version>, headers: &HeaderMap) -> Option<&'s Arc<Version>> {
+    let pin = headers.get(PIN_HEADER)?.to_str().ok()?;
+    let key = state.pin_key.as_ref()?;
+    if !key.matches(headers.get(PIN_KEY_HEADER)?.as_bytes()) {
+        return None;
+    }
+    let current = state.current.as_ref();
+    let candidate = state.candidate.as_ref().map(|c| &c.version);
+    match pin {
+        "candidate" => candidate,
+        "current" => current,
+        pin => candidate
+            .filter(|v| v.matches_pin(pin))
+            .or_else(|| current.filter(|v| v.matches_pin(pin))),
+    }
 }
 
 /// True when this request goes to the candidate.

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use crate::spec::CanaryPolicy;
+use crate::spec::{CanaryPolicy, PinKey};
 
 /// A transition the state does not allow (no candidate to promote, no previous version…).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +69,8 @@ pub struct ComponentState<V> {
     pub last_trip: Option<GuardTrip>,
     /// Why the component is not serving (its start-up load failed), if it is not.
     pub load_error: Option<String>,
+    /// What a request must present to pin a version; none = pinning is off.
+    pub pin_key: Option<PinKey>,
 }
 
 impl<V> Default for ComponentState<V> {
@@ -79,6 +81,7 @@ impl<V> Default for ComponentState<V> {
             previous: None,
             last_trip: None,
             load_error: None,
+            pin_key: None,
         }
     }
 }
@@ -91,6 +94,7 @@ impl<V> Clone for ComponentState<V> {
             previous: self.previous.clone(),
             last_trip: self.last_trip.clone(),
             load_error: self.load_error.clone(),
+            pin_key: self.pin_key.clone(),
         }
     }
 }
@@ -163,6 +167,7 @@ impl<V> ComponentState<V> {
             previous: Some(current.clone()),
             last_trip: self.last_trip.clone(),
             load_error: None,
+            pin_key: self.pin_key.clone(),
         })
     }
 
@@ -177,6 +182,7 @@ impl<V> ComponentState<V> {
             candidate: None,
             last_trip: self.last_trip.clone(),
             load_error: None,
+            pin_key: self.pin_key.clone(),
         })
     }
 
@@ -195,6 +201,15 @@ impl<V> ComponentState<V> {
             candidate: None,
             last_trip: self.last_trip.clone(),
             load_error: None,
+            pin_key: self.pin_key.clone(),
+        })
+    }
+
+    /// Sets, replaces or (with `None`) removes the pin key.
+    pub fn set_pin_key(&self, key: Option<PinKey>) -> Transition<V> {
+        Ok(ComponentState {
+            pin_key: key,
+            ..self.clone()
         })
     }
 

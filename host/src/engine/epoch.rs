@@ -53,7 +53,8 @@ impl Drop for EpochTicker {
     }
 }
 
-/// Every tick: past the deadline → record it and trap (504); otherwise yield so a long
+/// Every tick: past the deadline → record it and trap (504); every request on the instance
+/// cancelled (their clients gone) → trap, nobody waits; otherwise yield so a long
 /// computation never starves the other requests on this executor thread. The yield goes
 /// through `tokio::task::yield_now`, which reschedules the guest only after the worker has
 /// polled the I/O driver: a plain `Yield` wakes the task at once, tokio runs it again from its
@@ -64,6 +65,9 @@ pub fn install_deadline(store: &mut Store<GuestState>) {
         let state = ctx.data();
         if Instant::now() >= state.deadline {
             state.faults.deadline_hit();
+            Ok(UpdateDeadline::Interrupt)
+        } else if state.requests.abandoned() {
+            state.faults.cancelled_hit();
             Ok(UpdateDeadline::Interrupt)
         } else {
             Ok(UpdateDeadline::YieldCustom(

@@ -28,6 +28,7 @@ pub enum Failure {
 pub struct InstanceFaults {
     memory_limit: AtomicBool,
     deadline: AtomicBool,
+    cancelled: AtomicBool,
 }
 
 impl InstanceFaults {
@@ -37,6 +38,15 @@ impl InstanceFaults {
 
     pub fn deadline_hit(&self) {
         self.deadline.store(true, Ordering::Relaxed);
+    }
+
+    /// Stopped because every request on the instance was cancelled (nobody waits for an answer).
+    pub fn cancelled_hit(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    pub fn was_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
     }
 }
 
@@ -51,7 +61,7 @@ impl std::fmt::Display for MemoryLimitExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "memory limit exceeded: the guest asked for {} bytes of linear memory, the limit is {}",
+            "memory limit exceeded: the guest's linear memories would hold {} bytes, the limit is {}",
             self.desired_bytes, self.limit_bytes
         )
     }

@@ -6,7 +6,7 @@
 //! the version's spec grants. A fresh store per request is the default; a WASIp3 component may
 //! opt into reuse (`instance_reuse`), see `worker.rs`.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -19,13 +19,17 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::epoch;
 use super::failure::{InstanceFaults, MemoryLimitExceeded};
 use super::outbound::OutboundPolicy;
+use super::output::GuestOutput;
+use super::request::{InstanceRequests, RequestTrace};
 use super::worker::{Expiration, Worker};
+use crate::capabilities::{CapabilitiesCtx, CapabilitiesView, Grants, InstanceCapabilities};
 use crate::metrics::Metrics;
-use crate::spec::{FileMount, OutboundHost};
+use crate::spec::{ComponentId, FileMount, OutboundHost};
 
 /// What a guest is granted and how it is limited; fixed per version.
 #[derive(Debug, Clone)]
 pub struct InstancePolicy {
+    pub component: ComponentId,
     pub files: Vec<FileMount>,
     pub environment: Vec<(String, String)>,
     pub allowed_outbound_hosts: Vec<OutboundHost>,
@@ -33,6 +37,8 @@ pub struct InstancePolicy {
     pub request_timeout: Duration,
     /// Requests one instance may serve (1 = fresh instance per request).
     pub instance_reuse: u32,
+    /// Variables, key-value stores (see `capabilities`).
+    pub grants: Grants,
 }
 
 /// The data of one store: one instance's WASI state, limits and deadline.
@@ -41,10 +47,12 @@ pub struct GuestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: OutboundPolicy,
+    capabilities: InstanceCapabilities,
     limits: GuestLimits,
     /// When the newest request on this instance must have answered (CPU-time deadline).
     pub(super) deadline: Instant,
     pub(super) faults: Arc<InstanceFaults>,
+    pub(super) requests: Arc<InstanceRequests>,
 }
 
 impl WasiView for GuestState {
@@ -66,30 +74,55 @@ impl WasiHttpView for GuestState {
     }
 }
 
-/// The memory limit of one instance. Growth past it traps with [`MemoryLimitExceeded`] and is
-/// recorded in the instance's faults, so the request gets "exceeded its memory limit" even when
-/// the trap reaches it only as a dead worker.
+impl CapabilitiesView for GuestState {
+    fn capabilities(&mut self) -> CapabilitiesCtx<'_> {
+        CapabilitiesCtx {
+            state: &mut self.capabilities,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The memory limit of one instance, across all its linear memories together (a component
+/// may have several core instances, each with its own memory). Growth past it traps with
+/// [`MemoryLimitExceeded`] and is recorded in the instance's faults, so the request gets
+/// "exceeded its memory limit" even when the trap reaches it only as a dead worker.
 struct GuestLimits {
     memory_limit_bytes: usize,
+    /// Bytes of linear memory the instance's memories hold now (wasmtime asks this limiter
+    /// for every memory's creation and growth).
+    memory_bytes: usize,
+    /// The last growth approved, taken back if it then fails.
+    last_growth: usize,
     faults: Arc<InstanceFaults>,
 }
 
 impl ResourceLimiter for GuestLimits {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit_bytes {
+        let growth = desired.saturating_sub(current);
+        let total = self.memory_bytes.saturating_add(growth);
+        if total > self.memory_limit_bytes {
             self.faults.memory_limit_hit();
             return Err(MemoryLimitExceeded {
-                desired_bytes: desired,
+                desired_bytes: total,
                 limit_bytes: self.memory_limit_bytes,
             }
             .into());
         }
+        self.memory_bytes = total;
+        self.last_growth = growth;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_bytes -= self.last_growth;
+        self.last_growth = 0;
+        Ok(())
     }
 
     fn table_growing(
@@ -100,21 +133,6 @@ impl ResourceLimiter for GuestLimits {
     ) -> wasmtime::Result<bool> {
         // Tables are bounded by the pooling allocator's slots.
         Ok(true)
-    }
-}
-
-/// Ties one request to the faults of the instance that runs it (set when the worker accepts
-/// the request), so a failure can be classified after the instance is gone.
-#[derive(Debug, Default)]
-pub struct RequestTrace(OnceLock<Arc<InstanceFaults>>);
-
-impl RequestTrace {
-    pub(super) fn ran_on(&self, faults: &Arc<InstanceFaults>) {
-        let _ = self.0.set(faults.clone());
-    }
-
-    pub fn faults(&self) -> Option<&InstanceFaults> {
-        self.0.get().map(|f| &**f)
     }
 }
 
@@ -155,9 +173,12 @@ impl VersionState {
 
     fn new_store(&self) -> Result<Store<GuestState>> {
         let p = &self.policy;
+        let requests = Arc::new(InstanceRequests::default());
+        let output = GuestOutput::new(p.component.clone(), requests.clone());
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&p.environment);
-        wasi.inherit_stdout().inherit_stderr();
+        wasi.stdout(output.stdout());
+        wasi.stderr(output.stderr());
         // Granted files are small, local and read-only (models, data): reading them on the
         // executor thread costs microseconds, whereas a `spawn_blocking` hand-off per file
         // operation costs two thread wake-ups (measured: 2.7x fewer requests/s for iris).
@@ -179,12 +200,16 @@ impl VersionState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             hooks: OutboundPolicy::new(&p.allowed_outbound_hosts),
+            capabilities: p.grants.instance(),
             limits: GuestLimits {
                 memory_limit_bytes: usize::try_from(p.memory_limit_bytes).unwrap_or(usize::MAX),
+                memory_bytes: 0,
+                last_growth: 0,
                 faults: faults.clone(),
             },
             deadline: Instant::now() + p.request_timeout,
             faults,
+            requests,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -204,14 +229,43 @@ impl HandlerState for VersionState {
         let started = Instant::now();
         let mut store = self.new_store().map_err(wasmtime::Error::from_anyhow)?;
         let faults = store.data().faults.clone();
+        let requests = store.data().requests.clone();
         let proxy = self.pre.instantiate_async(&mut store).await?;
         self.metrics.instantiated(started.elapsed().as_secs_f64());
         Ok(Instance {
             store,
             proxy,
             view: WasiHttpView::http,
-            expiration: Expiration::new(self.policy.request_timeout, faults),
+            expiration: Expiration::new(self.policy.request_timeout, faults, requests),
             state: Worker::new(self.policy.instance_reuse, self.policy.request_timeout),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_limit_covers_all_memories_together() {
+        let faults = Arc::new(InstanceFaults::default());
+        let mut limits = GuestLimits {
+            memory_limit_bytes: 10 << 20,
+            memory_bytes: 0,
+            last_growth: 0,
+            faults: faults.clone(),
+        };
+        // Two memories of 4 MiB each fit; growing the first by 3 MiB more does not.
+        assert!(limits.memory_growing(0, 4 << 20, None).unwrap());
+        assert!(limits.memory_growing(0, 4 << 20, None).unwrap());
+        let err = limits.memory_growing(4 << 20, 7 << 20, None).unwrap_err();
+        assert!(err.downcast_ref::<MemoryLimitExceeded>().is_some());
+        // A growth that wasmtime then fails is taken back.
+        assert!(limits.memory_growing(4 << 20, 5 << 20, None).unwrap());
+        limits
+            .memory_grow_failed(wasmtime::Error::msg("mmap failed"))
+            .unwrap();
+        assert!(limits.memory_growing(4 << 20, 6 << 20, None).unwrap());
+        assert_eq!(limits.memory_bytes, 10 << 20);
     }
 }

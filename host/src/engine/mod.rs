@@ -5,7 +5,9 @@
 //! (`failure`).
 //!
 //! One [`Runtime`] holds the `Engine` (pooling allocator, epoch interruption, wide-arithmetic,
-//! component-model-async) and the `Linker` (WASI p2 + p3, wasi:http p2 + p3).
+//! component-model-async) and the `Linker` (WASI p2 + p3, wasi:http p2 + p3, and what
+//! `capabilities` adds: Spin's interfaces and the WASI release candidates; imports nobody
+//! provides are linked per component by `capabilities::link`).
 //! [`Runtime::prepare`] does the slow work (hash, compile or load from the cache, link, detect
 //! the world) and is only ever called beside the request path. A [`VersionHandler`] is what the
 //! request path calls: it creates a fresh, isolated store and instance per request from the
@@ -16,6 +18,8 @@ mod epoch;
 mod failure;
 mod guest;
 mod outbound;
+mod output;
+mod request;
 mod worker;
 mod world;
 
@@ -29,14 +33,20 @@ use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
 
 pub use epoch::EPOCH_TICK;
 pub use failure::{classify, Failure};
-pub use guest::{GuestState, InstancePolicy, RequestData, RequestTrace, VersionHandler};
+pub use guest::{GuestState, InstancePolicy, RequestData, VersionHandler};
+pub use request::{CancelOnDrop, RequestTrace, SlotHold};
 pub use world::World;
 
+use crate::capabilities::{self, Grants, HostCapabilities};
 use crate::metrics::Metrics;
-use crate::spec::Sha256;
+use crate::spec::{CapabilityGrants, Sha256};
 
-/// How much of each pooled linear memory stays resident between instances (see `Runtime::new`).
-const KEEP_RESIDENT_BYTES: usize = 4 << 20;
+/// How much of each pooled linear memory stays resident between instances (see `pooling`):
+/// enough for a Python interpreter's working set (a Spin-SDK component touches tens of MiB
+/// per instance), whose pages would otherwise be faulted in again for every fresh instance.
+/// Only pages a guest wrote are kept and copied back from the image, so small guests keep
+/// only what they use.
+const KEEP_RESIDENT_BYTES: usize = 64 << 20;
 
 /// Engine-wide settings, from the command line and `[application.tool.fnhost]`.
 #[derive(Debug, Clone)]
@@ -45,6 +55,10 @@ pub struct EngineSettings {
     /// The largest memory any instance may have (the pooling allocator's slot size).
     pub max_memory_bytes: u64,
     pub cache_dir: PathBuf,
+    /// Where host-owned guest state lives (the key-value database).
+    pub state_dir: PathBuf,
+    /// The key that signs compiled-module cache entries (see `cache.rs`).
+    pub cache_key: [u8; 32],
     /// Epoch interruption (CPU-time deadlines and yielding). Off only to measure its cost:
     /// without it a guest in an endless loop holds its thread until it ends.
     pub epoch_deadlines: bool,
@@ -55,6 +69,7 @@ pub struct Runtime {
     epoch_deadlines: bool,
     linker: Linker<GuestState>,
     cache: cache::CompiledCache,
+    capabilities: HostCapabilities,
     metrics: Arc<Metrics>,
     _ticker: Option<epoch::EpochTicker>,
 }
@@ -65,6 +80,8 @@ pub struct Prepared {
     pub world: World,
     pub pre: ProxyPre<GuestState>,
     pub from_cache: bool,
+    /// Interfaces the component imports that fnhost does not implement: linked to trap.
+    pub unsupported_imports: Vec<String>,
 }
 
 impl Runtime {
@@ -91,8 +108,9 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+        capabilities::add_to_linker(&mut linker)?;
 
-        let cache = cache::CompiledCache::new(&settings.cache_dir, &engine)?;
+        let cache = cache::CompiledCache::new(&settings.cache_dir, &engine, settings.cache_key)?;
         let ticker = settings
             .epoch_deadlines
             .then(|| epoch::EpochTicker::spawn(engine.clone()));
@@ -101,6 +119,7 @@ impl Runtime {
             epoch_deadlines: settings.epoch_deadlines,
             linker,
             cache,
+            capabilities: HostCapabilities::new(&settings.state_dir),
             metrics,
             _ticker: ticker,
         })
@@ -114,18 +133,21 @@ impl Runtime {
         let (component, from_cache) =
             self.cache
                 .load_or_compile(&self.engine, bytes, &sha256, &self.metrics)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(anyhow::Error::from)
-            .context("cannot link the component")?;
+        let (pre, unsupported_imports) = capabilities::link(&self.linker, &component)?;
         let (world, pre) = world::detect(pre, &component, &self.engine)?;
         Ok(Prepared {
             sha256,
             world,
             pre,
             from_cache,
+            unsupported_imports,
         })
+    }
+
+    /// What a version's instances are granted (variables resolved now); fails for a version
+    /// that cannot have its grants (a required variable without a value).
+    pub fn grant(&self, grants: &CapabilityGrants) -> Result<Grants> {
+        self.capabilities.grant(grants)
     }
 
     /// The request handler of one version: its instances get `policy`'s grants and limits.

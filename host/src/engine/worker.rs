@@ -19,6 +19,7 @@ use wasmtime_wasi_http::handler::{ShouldAccept, WorkerExpiration, WorkerState, W
 
 use super::failure::InstanceFaults;
 use super::guest::{GuestState, RequestData};
+use super::request::InstanceRequests;
 
 /// Requests one reused WASIp3 instance may run at once (as `wasmtime serve`).
 const MAX_CONCURRENT_PER_REUSED_INSTANCE: usize = 16;
@@ -26,19 +27,26 @@ const MAX_CONCURRENT_PER_REUSED_INSTANCE: usize = 16;
 /// How long a reused instance may wait idle for its next request.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// When an instance should be dropped: idle too long (reused instances), or a request past its
-/// timeout (then the fault is recorded for the requests on it).
+/// When an instance should be dropped: idle too long (reused instances), a request past its
+/// timeout (then the fault is recorded for the requests on it), or every request it works on
+/// cancelled (its clients have gone; the cancel wakes this through the instance's waker).
 pub struct Expiration {
     request_timeout: Duration,
     faults: Arc<InstanceFaults>,
+    requests: Arc<InstanceRequests>,
     sleep: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Expiration {
-    pub(super) fn new(request_timeout: Duration, faults: Arc<InstanceFaults>) -> Expiration {
+    pub(super) fn new(
+        request_timeout: Duration,
+        faults: Arc<InstanceFaults>,
+        requests: Arc<InstanceRequests>,
+    ) -> Expiration {
         Expiration {
             request_timeout,
             faults,
+            requests,
             sleep: Box::pin(tokio::time::sleep(Duration::from_secs(86400 * 365))),
         }
     }
@@ -52,6 +60,13 @@ impl WorkerExpiration for Expiration {
         start: Instant,
     ) -> Poll<()> {
         let me = self.get_mut();
+        if status != WorkerStatus::Idle {
+            me.requests.waker.register(cx.waker());
+            if me.requests.abandoned() {
+                me.faults.cancelled_hit();
+                return Poll::Ready(());
+            }
+        }
         let timeout = match status {
             WorkerStatus::Idle => IDLE_TIMEOUT,
             WorkerStatus::Requests | WorkerStatus::PostReturn => me.request_timeout,
@@ -107,11 +122,16 @@ impl WorkerState for Worker {
         trace: RequestData,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
-        trace.ran_on(&store.data().faults);
         // The store's CPU deadline follows the newest request; each request's own deadline is
-        // the returned future (and, for a busy guest, `Expiration` on the whole instance).
+        // the returned future (and, for a busy guest, `Expiration` on the whole instance). The
+        // future also holds the worker's share of the request's execution slot.
         store.data_mut().deadline = Instant::now() + self.request_timeout;
-        Box::pin(tokio::time::sleep(self.request_timeout))
+        let (faults, requests) = (store.data().faults.clone(), store.data().requests.clone());
+        trace.started_on(
+            &faults,
+            &requests,
+            Box::pin(tokio::time::sleep(self.request_timeout)),
+        )
     }
 
     fn drop(&self, store: Store<GuestState>, result: wasmtime::Result<()>) {

@@ -1,4 +1,5 @@
-//! Admission: at most `max_concurrent_requests` guests execute at once; up to
+//! Admission: at most `max_concurrent_requests` guests execute at once (a slot is held until
+//! the response is done *and* the guest has stopped, see `engine::request`); up to
 //! `max_queued_requests` more wait (bounded by the request timeout); beyond that → 503 with
 //! `Retry-After`. Every place taken — an execution slot, a queue place, the in-flight gauge —
 //! is held by a value whose `Drop` gives it back, so a client that disconnects at any moment

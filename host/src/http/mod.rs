@@ -9,5 +9,5 @@ pub mod response;
 mod serve;
 
 pub use public::{handle, Public};
-pub use response::{error_response, full, json_response, ResponseBody};
-pub use serve::serve;
+pub use response::{error_response, full, healthy, json_response, ResponseBody};
+pub use serve::{serve, Connection};

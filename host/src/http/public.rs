@@ -1,18 +1,22 @@
 //! One public request, start to end, as named steps: health endpoints → route → pick a
-//! version → admit (concurrency limit and bounded queue) → read the body under its limit →
-//! call the guest → finish (response headers, metrics, one log line, the canary guard).
+//! version → read the body (under its size and time limits, holding no execution slot) →
+//! admit (concurrency limit and bounded queue) → call the guest → finish (response headers,
+//! metrics, one log line, the canary guard).
 //!
 //! Each step either passes the request on or answers it; the [`Outcome`] says which component
-//! and version answered, for the metrics and the log. Nothing here reads the manifest, compiles
-//! wasm or waits on a lock that a slow operation holds.
+//! and version answered, for the metrics and the log. A body the request path did not read (an
+//! early answer such as a 413) is drained for a bounded time and size after the answer, so a
+//! client that writes its whole body before reading still reads the answer. A client that
+//! leaves cancels its guest. Nothing here reads the manifest, compiles wasm or waits on a lock
+//! that a slow operation holds.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
@@ -20,13 +24,21 @@ use serde::Serialize;
 use super::admission::{Admission, ExecutionSlot};
 use super::body::GuardedBody;
 use super::response::{
-    error_response, json_response, ResponseBody, LABEL_HEADER, REQUEST_ID_HEADER, VERSION_HEADER,
+    error_response, healthy, json_response, ResponseBody, LABEL_HEADER, REQUEST_ID_HEADER,
+    VERSION_HEADER,
 };
+use super::serve::ResponseDeadline;
 use crate::deployments::{Deployments, Role, Slot, Version};
-use crate::engine::{classify, Failure, RequestData};
+use crate::engine::{classify, CancelOnDrop, Failure, RequestTrace, SlotHold};
 use crate::metrics::{Metrics, RejectReason};
 use crate::router::Router;
 use crate::spec::{AppLimits, ComponentId};
+
+/// How much of an unread request body is read and dropped after an early answer, and for how
+/// long (nginx's lingering close): enough for a client that sends its whole body before it
+/// reads to see the answer, bounded so a client cannot keep the host reading.
+const LINGER_BYTES: usize = 64 << 20;
+const LINGER_TIME: Duration = Duration::from_secs(10);
 
 /// What the request path shares; built once at start-up.
 pub struct Public {
@@ -75,8 +87,8 @@ impl RequestIds {
     }
 
     /// The client's `x-request-id` if it is sane, else a new one.
-    fn for_request(&self, req: &Request<Incoming>) -> String {
-        req.headers()
+    fn for_request(&self, headers: &HeaderMap) -> String {
+        headers
             .get(REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
@@ -114,16 +126,20 @@ impl Outcome {
 }
 
 /// One public request, start to end.
-pub async fn handle(public: Arc<Public>, req: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn handle(
+    public: Arc<Public>,
+    req: Request<Incoming>,
+    response_deadline: Arc<ResponseDeadline>,
+) -> Response<ResponseBody> {
     let started = Instant::now();
-    let request_id = public.request_ids.for_request(&req);
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let (parts, body) = req.into_parts();
+    let request_id = public.request_ids.for_request(&parts.headers);
+    let body = UnreadBody::new(body, &parts.headers);
 
     let Outcome {
         mut response,
         answered,
-    } = dispatch(&public, req, &request_id, started).await;
+    } = dispatch(&public, &parts, body, &response_deadline, &request_id).await;
 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
@@ -145,8 +161,8 @@ pub async fn handle(public: Arc<Public>, req: Request<Incoming>) -> Response<Res
     tracing::info!(
         target: "fnhost::request",
         request_id = %request_id,
-        method = %method,
-        path = %path,
+        method = %parts.method,
+        path = %parts.uri.path(),
         component = component.unwrap_or("-"),
         version = version.unwrap_or("-"),
         status,
@@ -158,18 +174,19 @@ pub async fn handle(public: Arc<Public>, req: Request<Incoming>) -> Response<Res
 
 async fn dispatch(
     public: &Public,
-    req: Request<Incoming>,
+    parts: &Parts,
+    mut body: UnreadBody,
+    response_deadline: &Arc<ResponseDeadline>,
     request_id: &str,
-    started: Instant,
 ) -> Outcome {
-    if let Some(resp) = health(public, req.uri().path()) {
+    if let Some(resp) = health(public, parts.uri.path()) {
         return Outcome::host(resp);
     }
-    let (component, route) = match public.router.route(req.uri().path()) {
+    let (component, route) = match public.router.route(parts.uri.path()) {
         Some((c, r)) => (c.clone(), r.clone()),
         None => {
             public.metrics.rejected(RejectReason::NoRoute);
-            let msg = format!("no route for {}", req.uri().path());
+            let msg = format!("no route for {}", parts.uri.path());
             return Outcome::host(error_response(StatusCode::NOT_FOUND, msg));
         }
     };
@@ -182,7 +199,7 @@ async fn dispatch(
         component,
         version: None,
     };
-    let (version, role) = match pick(public, slot, &req) {
+    let (version, role) = match pick(public, slot, &parts.headers) {
         Ok(picked) => picked,
         Err(response) => {
             return Outcome {
@@ -192,19 +209,23 @@ async fn dispatch(
         }
     };
     answered.version = Some(version.name.clone());
-    let response = match admit_and_read(public, req, request_id).await {
-        Ok((slot_permit, guest_req)) => {
-            call_guest(
-                public,
-                &version,
-                slot_permit,
-                guest_req,
-                request_id,
-                started,
-            )
-            .await
-        }
+    let response = match read_body(public, parts, &mut body).await {
         Err(response) => response,
+        Ok(bytes) => match public.admission.admit(&public.metrics).await {
+            Err(response) => response,
+            Ok(slot_permit) => {
+                let req = guest_request(parts, bytes, request_id);
+                call_guest(
+                    public,
+                    &version,
+                    slot_permit,
+                    req,
+                    response_deadline,
+                    request_id,
+                )
+                .await
+            }
+        },
     };
     slot.record(&version, role, response.status().as_u16(), &public.metrics);
     Outcome {
@@ -214,28 +235,22 @@ async fn dispatch(
 }
 
 #[derive(Serialize)]
-struct Health {
-    status: &'static str,
-}
-
-#[derive(Serialize)]
 struct Readiness<'a> {
     ready: bool,
+    /// Components without a version; why stays in the log and the admin status (it may name
+    /// URLs, paths or DNS errors the public has no business seeing).
     not_ready: Vec<NotReady<'a>>,
 }
 
 #[derive(Serialize)]
 struct NotReady<'a> {
     component: &'a str,
-    error: Option<String>,
 }
 
 /// `/healthz` (the process serves), `/readyz` (every component has a version).
 fn health(public: &Public, path: &str) -> Option<Response<ResponseBody>> {
     match path {
-        "/healthz" | "/.well-known/spin/health" => {
-            Some(json_response(StatusCode::OK, &Health { status: "ok" }))
-        }
+        "/healthz" | "/.well-known/spin/health" => Some(healthy()),
         "/readyz" => {
             let not_ready: Vec<NotReady> = public
                 .deployments
@@ -243,7 +258,6 @@ fn health(public: &Public, path: &str) -> Option<Response<ResponseBody>> {
                 .filter(|s| !s.is_ready())
                 .map(|s| NotReady {
                     component: s.id.as_str(),
-                    error: s.state().load_error.clone(),
                 })
                 .collect();
             let ready = not_ready.is_empty();
@@ -263,37 +277,79 @@ fn health(public: &Public, path: &str) -> Option<Response<ResponseBody>> {
 fn pick(
     public: &Public,
     slot: &Slot,
-    req: &Request<Incoming>,
+    headers: &HeaderMap,
 ) -> Result<(Arc<Version>, Role), Response<ResponseBody>> {
-    slot.pick(req.headers()).ok_or_else(|| {
+    slot.pick(headers).ok_or_else(|| {
         public.metrics.rejected(RejectReason::NotLoaded);
-        let why = slot
-            .state()
-            .load_error
-            .clone()
-            .unwrap_or_else(|| "still loading".into());
-        error_response(
+        let mut resp = error_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("component {} is not loaded: {why}", slot.id),
-        )
+            format!(
+                "component {} is not loaded yet (its module could not be loaded; see the host's log or the admin status); retry later",
+                slot.id
+            ),
+        );
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+        resp
     })
 }
 
-/// The request as the guest sees it, once admitted and read.
-type GuestRequest = wasmtime_wasi_http::handler::Request;
+/// A request body the request path may not read (an early answer): drained in the background
+/// for a bounded time and size when dropped, unless the client is waiting for `100 Continue`
+/// (then it has not sent the body, and reading would ask it to).
+struct UnreadBody {
+    body: Option<Incoming>,
+    drain: bool,
+}
 
-/// Refuses an announced oversized body up front, waits for an execution slot, then reads the
-/// body under its limit (a chunked body over the limit becomes a clean 413 instead of an error
-/// inside the guest).
+impl UnreadBody {
+    fn new(body: Incoming, headers: &HeaderMap) -> UnreadBody {
+        let expects_continue = headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let has_body = headers.contains_key(http::header::TRANSFER_ENCODING)
+            || headers
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0");
+        UnreadBody {
+            body: Some(body),
+            drain: has_body && !expects_continue,
+        }
+    }
+
+    fn take(&mut self) -> Option<Incoming> {
+        self.body.take()
+    }
+}
+
+impl Drop for UnreadBody {
+    fn drop(&mut self) {
+        if let (Some(body), true) = (self.body.take(), self.drain) {
+            tokio::spawn(async move {
+                let drained =
+                    tokio::time::timeout(LINGER_TIME, Limited::new(body, LINGER_BYTES).collect())
+                        .await;
+                if !matches!(drained, Ok(Ok(_))) {
+                    tracing::debug!(
+                        "stopped draining an unread request body (too long or too large)"
+                    );
+                }
+            });
+        }
+    }
+}
+
+/// Reads the request body under its size limit (an announced oversized body is refused up
+/// front) and its time limit, before the request takes an execution slot.
 #[allow(clippy::result_large_err)] // the error is the answer, moved once
-async fn admit_and_read(
+async fn read_body(
     public: &Public,
-    req: Request<Incoming>,
-    request_id: &str,
-) -> Result<(ExecutionSlot, GuestRequest), Response<ResponseBody>> {
+    parts: &Parts,
+    body: &mut UnreadBody,
+) -> Result<Bytes, Response<ResponseBody>> {
     let limit = public.limits.max_request_body_bytes;
-    if let Some(len) = req
-        .headers()
+    if let Some(len) = parts
+        .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
     {
@@ -305,11 +361,12 @@ async fn admit_and_read(
             ));
         }
     }
-    let slot = public.admission.admit(&public.metrics).await?;
-    let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, limit as usize).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
+    let incoming = body.take().expect("the body is read once");
+    let timeout = public.limits.body_read_timeout;
+    let read = tokio::time::timeout(timeout, Limited::new(incoming, limit as usize).collect());
+    match read.await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) => {
             let too_large = e
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some();
@@ -327,20 +384,48 @@ async fn admit_and_read(
                 )
             };
             public.metrics.rejected(reason);
-            return Err(error_response(status, msg));
+            Err(error_response(status, msg))
         }
-    };
-    Ok((slot, guest_request(parts, body, request_id)))
+        Err(_) => {
+            public.metrics.rejected(RejectReason::BodyTimeout);
+            let mut resp = error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within the body read timeout of {}s",
+                    timeout.as_secs_f64()
+                ),
+            );
+            resp.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            Err(resp)
+        }
+    }
 }
 
 /// The guest gets the request id and an absolute URI (wasi:http needs one; hyper gives the
 /// origin form).
-fn guest_request(mut parts: Parts, body: Bytes, request_id: &str) -> GuestRequest {
-    parts.headers.insert(
+fn guest_request(
+    parts: &Parts,
+    body: Bytes,
+    request_id: &str,
+) -> wasmtime_wasi_http::handler::Request {
+    let mut req = Request::builder()
+        .method(parts.method.clone())
+        .version(parts.version)
+        .body(
+            Full::new(body)
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("a copy of a valid request head");
+    *req.headers_mut() = parts.headers.clone();
+    req.headers_mut().insert(
         REQUEST_ID_HEADER,
         HeaderValue::from_str(request_id).unwrap_or(HeaderValue::from_static("-")),
     );
-    if parts.uri.authority().is_none() {
+    *req.uri_mut() = if parts.uri.authority().is_some() {
+        parts.uri.clone()
+    } else {
         let host = parts
             .headers
             .get(http::header::HOST)
@@ -351,31 +436,29 @@ fn guest_request(mut parts: Parts, body: Bytes, request_id: &str) -> GuestReques
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        if let Ok(uri) = format!("http://{host}{pq}").parse() {
-            parts.uri = uri;
-        }
-    }
-    Request::from_parts(
-        parts,
-        Full::new(body)
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    )
+        format!("http://{host}{pq}")
+            .parse()
+            .unwrap_or_else(|_| parts.uri.clone())
+    };
+    req
 }
 
 /// Runs the request in the version's guest. The execution slot is held until the response
-/// body is done (or the guest failed).
+/// body is done *and* the guest has stopped working on the request; a client that leaves
+/// before then cancels the guest.
 async fn call_guest(
     public: &Public,
     version: &Version,
     slot: ExecutionSlot,
-    req: GuestRequest,
+    req: wasmtime_wasi_http::handler::Request,
+    response_deadline: &Arc<ResponseDeadline>,
     request_id: &str,
-    started: Instant,
 ) -> Response<ResponseBody> {
     let timeout = version.handler.state().request_timeout();
-    let permit = slot.start(public.metrics.in_flight());
-    let trace = RequestData::default();
+    let started = Instant::now();
+    let permit = Arc::new(slot.start(public.metrics.in_flight()));
+    let trace = RequestTrace::new(request_id, Some(permit.clone() as SlotHold));
+    let mut cancel = CancelOnDrop::new(&trace);
     match version.handler.handle(trace.clone(), req).await {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
@@ -385,15 +468,18 @@ async fn call_guest(
             if let Some(label) = &version.label_header {
                 parts.headers.insert(LABEL_HEADER, label.clone());
             }
-            let body = GuardedBody {
-                inner: body,
-                remaining: public.limits.max_response_body_bytes,
-                deadline: Box::pin(tokio::time::sleep_until((started + timeout).into())),
-                _permit: permit,
-            };
+            let body = GuardedBody::new(
+                body,
+                public.limits.max_response_body_bytes,
+                response_deadline.clone(),
+                started + timeout,
+                permit,
+                cancel,
+            );
             Response::from_parts(parts, body.boxed_unsync())
         }
         Err(e) => {
+            cancel.disarm();
             drop(permit);
             let component = &version.component;
             let failure = classify(&e, trace.faults());

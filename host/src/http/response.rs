@@ -40,6 +40,16 @@ pub fn error_response(status: StatusCode, message: impl AsRef<str>) -> Response<
     )
 }
 
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+/// `{"status":"ok"}`: the process is up and serving.
+pub fn healthy() -> Response<ResponseBody> {
+    json_response(StatusCode::OK, &Health { status: "ok" })
+}
+
 /// A 503 that tells the client when to retry.
 pub fn busy_response(message: impl AsRef<str>) -> Response<ResponseBody> {
     let mut resp = error_response(StatusCode::SERVICE_UNAVAILABLE, message);

@@ -1,12 +1,21 @@
 //! The accept loop every listener runs: HTTP/1.1 with hyper, header size, count and read-time
 //! limits, a cap on open connections, and graceful shutdown (no new connections; requests in
 //! flight finish, bounded by the drain time).
+//!
+//! Each connection also carries a [`ResponseDeadline`]: while a response is on its way, the
+//! connection is closed at that deadline even when hyper never polls the response body again
+//! (a client that stops reading fills the socket buffer, and hyper then waits for the socket,
+//! not the body). The deadline is checked each time the connection future is polled and
+//! pending, so it costs no task, timer or wake-up per request.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -18,16 +27,135 @@ use tokio::sync::Semaphore;
 use super::response::ResponseBody;
 use crate::spec::AppLimits;
 
-/// Serves HTTP/1.1 on `listener` with `service` until `shutdown` fires, then lets in-flight
-/// requests finish (bounded by `drain`).
+/// What a service knows about the connection a request came on.
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub response_deadline: Arc<ResponseDeadline>,
+}
+
+/// When the response now on its way must be done; none when no response is.
+#[derive(Default)]
+pub struct ResponseDeadline {
+    /// Nanoseconds after [`epoch`], plus one; 0 = none.
+    at: AtomicU64,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+impl ResponseDeadline {
+    pub fn set(&self, at: Instant) {
+        let nanos = at.saturating_duration_since(epoch()).as_nanos();
+        self.at.store(
+            u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1,
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn clear(&self) {
+        self.at.store(0, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Option<(u64, Instant)> {
+        match self.at.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some((n, epoch() + Duration::from_nanos(n - 1))),
+        }
+    }
+}
+
+/// A connection future that ends (dropping the connection) when its response deadline passes.
+struct Watched<F> {
+    conn: Pin<Box<F>>,
+    deadline: Arc<ResponseDeadline>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    armed: u64,
+}
+
+impl<F: Future> Future for Watched<F> {
+    /// `None`: cut at the response deadline.
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(out) = self.conn.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        let Some((key, at)) = self.deadline.get() else {
+            self.armed = 0;
+            return Poll::Pending;
+        };
+        if key != self.armed {
+            self.armed = key;
+            self.timer.as_mut().reset(at.into());
+        }
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// What serving one connection needs, whatever its transport.
+struct Served<S> {
+    builder: http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    service: S,
+}
+
+impl<S, F> Served<S>
+where
+    S: Fn(Request<Incoming>, &Connection) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<ResponseBody>> + Send + 'static,
+{
+    async fn connection<I>(
+        self,
+        io: I,
+        connection: Connection,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = connection.peer;
+        let deadline = connection.response_deadline.clone();
+        let service = self.service;
+        let svc = hyper::service::service_fn(move |req| {
+            let fut = service(req, &connection);
+            async move { Ok::<_, Infallible>(fut.await) }
+        });
+        let conn = Watched {
+            conn: Box::pin(
+                self.watcher
+                    .watch(self.builder.serve_connection(TokioIo::new(io), svc)),
+            ),
+            deadline,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            armed: 0,
+        };
+        match conn.await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+            None => tracing::warn!(
+                %peer,
+                "response still on its way at the request deadline (slow or stalled client); closing the connection"
+            ),
+        }
+        drop(permit);
+    }
+}
+
+/// Serves HTTP/1.1 (over TLS when `tls` is given) on `listener` with `service` until
+/// `shutdown` fires, then lets in-flight requests finish (bounded by `drain`).
 pub async fn serve<S, F>(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     limits: AppLimits,
     service: S,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     drain: Duration,
 ) where
-    S: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    S: Fn(Request<Incoming>, &Connection) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -61,18 +189,30 @@ pub async fn serve<S, F>(
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
-        let svc = hyper::service::service_fn(move |req| {
-            let fut = service(req, peer);
-            async move { Ok::<_, Infallible>(fut.await) }
-        });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let connection = Connection {
+            peer,
+            response_deadline: Arc::default(),
+        };
+        let served = Served {
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            service: service.clone(),
+        };
+        match &tls {
+            None => {
+                tokio::spawn(served.connection(stream, connection, permit));
             }
-            drop(permit);
-        });
+            Some(tls) => {
+                let (tls, handshake_timeout) = (tls.clone(), limits.header_read_timeout);
+                tokio::spawn(async move {
+                    match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => served.connection(stream, connection, permit).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     tokio::select! {

@@ -21,11 +21,13 @@ use std::path::Path;
 
 use crate::router::Router;
 use crate::spec::{
-    App, AppLimits, CanaryPolicy, CandidateSpec, ComponentId, ComponentSpec, FileMount, GuardSpec,
-    Label, OciReference, OciSource, OutboundHost, Sha256, Source, SpecError, Stickiness,
-    VersionSpec, Weight,
+    App, AppLimits, AppVariable, CanaryPolicy, CandidateSpec, CapabilityGrants, ComponentId,
+    ComponentSpec, ComponentVariables, FileMount, GuardSpec, KeyValueStoreLabel, Label,
+    OciReference, OciSource, OutboundHost, PinKey, Sha256, Source, SpecError, Stickiness, Template,
+    VariableName, VersionSpec, Weight,
 };
 use schema::{ManifestFile, StringOr};
+use std::sync::Arc;
 
 /// The result of reading a manifest: the app plus warnings to log once.
 #[derive(Debug)]
@@ -42,6 +44,8 @@ mod bounds {
     pub const REQUEST_TIMEOUT: RangeInclusive<Duration> =
         Duration::from_millis(1)..=Duration::from_secs(24 * 3600);
     pub const HEADER_READ_TIMEOUT: RangeInclusive<Duration> =
+        Duration::from_millis(1)..=Duration::from_secs(3600);
+    pub const BODY_READ_TIMEOUT: RangeInclusive<Duration> =
         Duration::from_millis(1)..=Duration::from_secs(3600);
     /// A wasm32 linear memory addresses at most 4 GiB; below one 64 KiB page nothing runs.
     pub const MEMORY: RangeInclusive<u64> = 64 << 10..=4 << 30;
@@ -144,10 +148,6 @@ enum Judgement {
 /// Keys Spin defines that fnhost does not implement (`*` is one key or index), and what to say.
 const SPIN_UNSUPPORTED: &[(&str, &str)] = &[
     (
-        "variables",
-        "application variables are not supported by fnhost; ignored",
-    ),
-    (
         "application.trigger",
         "trigger-wide settings (base) are not supported; ignored",
     ),
@@ -164,15 +164,10 @@ const SPIN_UNSUPPORTED: &[(&str, &str)] = &[
         "not supported by fnhost; ignored",
     ),
     (
-        "component.*.key_value_stores",
-        "not supported by fnhost; ignored",
-    ),
-    (
         "component.*.sqlite_databases",
         "not supported by fnhost; ignored",
     ),
     ("component.*.ai_models", "not supported by fnhost; ignored"),
-    ("component.*.variables", "not supported by fnhost; ignored"),
     (
         "component.*.dependencies",
         "not supported by fnhost; ignored",
@@ -244,11 +239,12 @@ impl Convert<'_> {
         let mut tool = m.application.tool.fnhost.unwrap_or_default();
         self.insecure_registries = tool.insecure_registries.take().unwrap_or_default();
         let limits = self.limits(tool)?;
+        let variables = Arc::new(self.app_variables(m.variables)?);
         let mut components = BTreeMap::new();
         for (id, c) in m.component {
             let at = format!("component.{id}");
             let id = ComponentId::new(&id).map_err(|e| self.err(&at, e))?;
-            let spec = self.component(&at, id.clone(), c, &limits)?;
+            let spec = self.component(&at, id.clone(), c, &limits, &variables)?;
             components.insert(id, spec);
         }
         let router = self.router(m.trigger.http, &components)?;
@@ -271,6 +267,10 @@ impl Convert<'_> {
         if let Some(v) = t.header_read_timeout {
             l.header_read_timeout = units::duration(&v, bounds::HEADER_READ_TIMEOUT)
                 .map_err(|e| self.err(&at("header_read_timeout"), e))?;
+        }
+        if let Some(v) = t.body_read_timeout {
+            l.body_read_timeout = units::duration(&v, bounds::BODY_READ_TIMEOUT)
+                .map_err(|e| self.err(&at("body_read_timeout"), e))?;
         }
         if let Some(v) = t.memory_limit {
             l.memory_limit_bytes =
@@ -312,13 +312,68 @@ impl Convert<'_> {
         Ok(l)
     }
 
+    fn app_variables(
+        &self,
+        vars: BTreeMap<String, schema::Variable>,
+    ) -> Result<BTreeMap<VariableName, AppVariable>> {
+        vars.into_iter()
+            .map(|(name, v)| {
+                let at = format!("variables.{name}");
+                let name = VariableName::new(&name).map_err(|e| self.err(&at, e))?;
+                let var = AppVariable::new(v.default, v.required, v.secret)
+                    .map_err(|e| self.err(&at, e))?;
+                Ok((name, var))
+            })
+            .collect()
+    }
+
+    /// `variables` and `key_value_stores` of one component.
+    fn grants(
+        &self,
+        at: &str,
+        c: &mut schema::Component,
+        app_variables: &Arc<BTreeMap<VariableName, AppVariable>>,
+    ) -> Result<CapabilityGrants> {
+        let vat = format!("{at}.variables");
+        let component = c
+            .variables
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, text)| {
+                let at = format!("{vat}.{name}");
+                let name = VariableName::new(&name).map_err(|e| self.err(&at, e))?;
+                Ok((name, Template::parse(&text).map_err(|e| self.err(&at, e))?))
+            })
+            .collect::<Result<_>>()?;
+        let variables = ComponentVariables::new(app_variables.clone(), component)
+            .map_err(|e| self.err(&vat, e))?;
+        let key_value_stores = c
+            .key_value_stores
+            .take()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, label)| {
+                KeyValueStoreLabel::new(label)
+                    .map_err(|e| self.err(&format!("{at}.key_value_stores[{i}]"), e))
+            })
+            .collect::<Result<_>>()?;
+        Ok(CapabilityGrants {
+            variables,
+            key_value_stores,
+        })
+    }
+
     fn component(
         &mut self,
         at: &str,
         id: ComponentId,
-        c: schema::Component,
+        mut c: schema::Component,
         app: &AppLimits,
+        app_variables: &Arc<BTreeMap<VariableName, AppVariable>>,
     ) -> Result<ComponentSpec> {
+        let grants = self.grants(at, &mut c, app_variables)?;
         let tool = c.tool.fnhost.unwrap_or_default();
         let tat = format!("{at}.tool.fnhost");
         let request_timeout = tool
@@ -349,8 +404,13 @@ impl Convert<'_> {
                 &format!("{at}.allowed_outbound_hosts"),
                 c.allowed_outbound_hosts.unwrap_or_default(),
             )?,
+            grants,
             label: self.label(&format!("{tat}.label"), tool.label)?,
         };
+        let pin_key = tool
+            .pin_key
+            .map(|k| PinKey::new(&k).map_err(|e| self.err(&format!("{tat}.pin_key"), e)))
+            .transpose()?;
         let candidate = tool
             .candidate
             .map(|t| self.candidate(&format!("{tat}.candidate"), t, &version))
@@ -364,6 +424,7 @@ impl Convert<'_> {
                 instance_reuse.map(|n| n as u32),
             ),
             candidate,
+            pin_key,
         })
     }
 
@@ -383,6 +444,7 @@ impl Convert<'_> {
                 .environment
                 .unwrap_or_else(|| component.environment.clone()),
             allowed_outbound_hosts: component.allowed_outbound_hosts.clone(),
+            grants: component.grants.clone(),
             label: self.label(&format!("{at}.label"), t.label)?,
         };
         let weight = Weight::from_percent(t.weight.unwrap_or(0.0))
@@ -660,6 +722,75 @@ max_error_rate = 0.05
         assert_eq!((id.as_str(), &**route), ("a", "/api/..."));
     }
 
+    /// `[variables]`, a component's `variables` and `key_value_stores`, with Spin's rules.
+    #[test]
+    fn variables_and_key_value_stores() {
+        let d = fixture();
+        let with = |component: &str, app: &str| {
+            GOOD.replace(
+                "environment = { K = \"v\" }",
+                &format!("environment = {{ K = \"v\" }}\n{component}"),
+            ) + app
+        };
+        let text = with(
+            "key_value_stores = [\"default\"]\n[component.a.variables]\nurl = \"https://{{ host }}/x\"\nplain = \"p\"",
+            "[variables]\nhost = { default = \"example.com\" }\ntoken = { required = true, secret = true }\n",
+        );
+        let loaded = parse_in(&d, &text).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let grants = &loaded.app.components["a"].version.grants;
+        assert_eq!(grants.key_value_stores[0].as_str(), "default");
+        let host = VariableName::new("host").unwrap();
+        assert_eq!(
+            grants.variables.app[&host].default.as_deref(),
+            Some("example.com")
+        );
+        assert!(grants.variables.app[&VariableName::new("token").unwrap()].secret);
+        assert_eq!(grants.variables.component.len(), 2);
+        // The candidate has the component's grants.
+        let candidate = loaded.app.components["a"].candidate.as_ref().unwrap();
+        assert_eq!(&candidate.version.grants, grants);
+
+        let cases: &[(String, &str, &str)] = &[
+            (
+                with("[component.a.variables]\nurl = \"{{ nope }}\"", ""),
+                "component.a.variables",
+                "\"nope\", which is not declared",
+            ),
+            (
+                with("[component.a.variables]\nURL = \"x\"", ""),
+                "component.a.variables.URL",
+                "lower_snake_case",
+            ),
+            (
+                with(
+                    "",
+                    "[variables]\nx = { default = \"1\", required = true }\n",
+                ),
+                "variables.x",
+                "not both",
+            ),
+            (
+                with("", "[variables]\nx = { secret = true }\n"),
+                "variables.x",
+                "needs a default or required",
+            ),
+            (
+                with("key_value_stores = [\"default\", \"customer\"]", ""),
+                "component.a.key_value_stores[1]",
+                "only the \"default\" store",
+            ),
+        ];
+        for (text, key, problem) in cases {
+            let err = format!("{:#}", parse_in(&d, text).unwrap_err());
+            assert!(
+                err.contains(&format!("spin.toml: {key}: ")),
+                "no key {key} in {err}"
+            );
+            assert!(err.contains(problem), "no problem {problem} in {err}");
+        }
+    }
+
     #[test]
     fn errors_name_file_key_and_problem() {
         let d = fixture();
@@ -872,8 +1003,8 @@ max_error_rate = 0.05
         let d = fixture();
         let text = GOOD.replace(
             "environment = { K = \"v\" }",
-            "environment = { K = \"v\" }\nkey_value_stores = [\"default\"]\nsourc = \"typo\"",
-        ) + "[variables]\nx = { default = \"1\" }\n[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"a\"\n[component.a.tool.other-tool]\nanything = 1\n";
+            "environment = { K = \"v\" }\nsqlite_databases = [\"default\"]\nsourc = \"typo\"",
+        ) + "[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"a\"\n[component.a.tool.other-tool]\nanything = 1\n";
         let loaded = parse_in(&d, &text).unwrap();
         let has = |key: &str, why: &str| {
             loaded
@@ -881,10 +1012,9 @@ max_error_rate = 0.05
                 .iter()
                 .any(|w| w.contains(&format!("spin.toml: {key}: ")) && w.contains(why))
         };
-        assert_eq!(loaded.warnings.len(), 4, "{:?}", loaded.warnings);
-        assert!(has("component.a.key_value_stores", "not supported"));
+        assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
+        assert!(has("component.a.sqlite_databases", "not supported"));
         assert!(has("component.a.sourc", "unknown key"));
-        assert!(has("variables", "not supported"));
         assert!(has("trigger.redis", "only HTTP triggers"));
     }
 

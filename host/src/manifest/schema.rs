@@ -28,6 +28,19 @@ pub struct ManifestFile {
     pub trigger: Triggers,
     #[serde(default)]
     pub component: BTreeMap<String, Component>,
+    /// Application variables; components see them only through their own `variables`.
+    #[serde(default)]
+    pub variables: BTreeMap<String, Variable>,
+}
+
+/// `[variables] name = { default = "…" }` or `{ required = true }`, optionally `secret = true`.
+#[derive(Debug, Deserialize)]
+pub struct Variable {
+    pub default: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub secret: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +106,7 @@ pub struct AppTool {
     pub max_concurrent_requests: Option<i64>,
     pub max_queued_requests: Option<i64>,
     pub header_read_timeout: Option<String>,
+    pub body_read_timeout: Option<String>,
     pub max_headers: Option<i64>,
     pub max_header_bytes: Option<Size>,
     pub max_connections: Option<i64>,
@@ -157,6 +171,9 @@ pub struct Component {
     pub files: Option<Vec<StringOr<FilesMount>>>,
     pub environment: Option<BTreeMap<String, String>>,
     pub allowed_outbound_hosts: Option<Vec<String>>,
+    /// `name = "text with {{ app_variable }}"`.
+    pub variables: Option<BTreeMap<String, String>>,
+    pub key_value_stores: Option<Vec<String>>,
     #[allow(dead_code)] // accepted; no effect on serving
     pub description: Option<Inert>,
     #[allow(dead_code)] // accepted; no effect on serving
@@ -191,6 +208,7 @@ pub struct ComponentTool {
     pub memory_limit: Option<Size>,
     pub instance_reuse: Option<i64>,
     pub label: Option<String>,
+    pub pin_key: Option<String>,
     pub candidate: Option<CandidateTool>,
 }
 

@@ -6,8 +6,8 @@
 //! module's sha256. `push` writes the CNCF layout: config `application/vnd.wasm.config.v0+json`
 //! holding the architecture, os, layer digests and the component's imports and exports.
 //! The transport is oci-client (reqwest on the host's hyper and rustls, ring as the crypto
-//! provider, Mozilla's roots): HTTPS, or plain HTTP when the source allows it (a loopback
-//! registry or one marked insecure). Credentials come from `FNHOST_REGISTRY_USERNAME` and
+//! provider, the trust roots of URL sources): HTTPS, or plain HTTP when the source allows it
+//! (a loopback registry or one marked insecure). Credentials come from `FNHOST_REGISTRY_USERNAME` and
 //! `FNHOST_REGISTRY_PASSWORD`, else the Docker config file (`$DOCKER_CONFIG/config.json` or
 //! `~/.docker/config.json`: `auths` entries and credential helpers), else none. Every failure
 //! says what went wrong in the words a user searches for: unreachable, unauthorized, not found,
@@ -299,15 +299,15 @@ pub async fn push(module: Vec<u8>, reference: &OciReference, plain_http: bool) -
     Registry::connect(reference, plain_http)?.push(module).await
 }
 
-/// An oci-client for HTTPS (Mozilla's roots, as `url.rs` uses) or plain HTTP.
+/// An oci-client for HTTPS or plain HTTP.
 fn client(plain_http: bool) -> Result<Client> {
     // The host's one crypto provider; a second install (already done) is not an error.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .map(|der| Certificate {
+    let roots = trust_roots()
+        .into_iter()
+        .map(|data| Certificate {
             encoding: CertificateEncoding::Der,
-            data: der.to_vec(),
+            data,
         })
         .collect();
     let config = ClientConfig {
@@ -325,6 +325,20 @@ fn client(plain_http: bool) -> Result<Client> {
         ..ClientConfig::default()
     };
     Client::try_from(config).context("building the registry client")
+}
+
+/// The roots `url.rs` trusts too: the system's trust store (`SSL_CERT_FILE` / `SSL_CERT_DIR`
+/// honoured, which is how the FROM-scratch image points at its bundle), else Mozilla's roots.
+fn trust_roots() -> Vec<Vec<u8>> {
+    let system = rustls_native_certs::load_native_certs().certs;
+    if system.is_empty() {
+        tracing::info!("no system trust store; using the webpki roots for registries");
+        return webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|der| der.to_vec())
+            .collect();
+    }
+    system.into_iter().map(|der| der.to_vec()).collect()
 }
 
 /// The registry credentials and where they came from.

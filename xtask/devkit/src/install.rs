@@ -100,15 +100,20 @@ pub fn pip_install(packages: &[PipPackage]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    run(Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(&missing))
+    run(pip_install_with(Path::new("python3")).args(&missing))
+}
+
+/// `PYTHON -m pip install --quiet --disable-pip-version-check`, arguments to follow.
+pub fn pip_install_with(python: &Path) -> Command {
+    let mut c = Command::new(python);
+    c.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]);
+    c
 }
 
 #[cfg(test)]

@@ -19,7 +19,12 @@
 //! 4. [`live_update`]: wrk against pi while the admin API swaps v1 ↔ v2.
 //! 5. [`per_instance`]: instantiation time (metrics histogram) and RSS per concurrent
 //!    instance (sleeping requests to the test-faults component), pooling vs `--no-pooling`.
-//! 6. the fleet ([`crate::fleet`]): three replicas of the image behind HAProxy, six rollouts
+//! 6. [`python`]: the same Python pi code as a Spin-SDK component on fnhost (fresh instance
+//!    and reuse) and under Flask natively, with the component's instantiation time and memory.
+//! 7. [`models`]: one RandomForest served by fnhost's generic ONNX component, MLServer
+//!    (mlserver-sklearn) and onnxruntime behind http.server, on the same V2 request; and
+//!    `fnhost new onnx-model` → first 200.
+//! 8. the fleet ([`crate::fleet`]): three replicas of the image behind HAProxy, six rollouts
 //!    under load, full length. Not in `--quick`: `cargo xtask test` runs `fleet --quick`
 //!    itself, in the Docker daemon and with the image it already has.
 //!
@@ -33,9 +38,11 @@
 
 mod live_update;
 mod machine;
+mod models;
 mod per_instance;
 mod pi_compute;
 mod plot;
+mod python;
 mod render;
 mod results;
 mod servers;
@@ -86,6 +93,8 @@ pub enum Section {
     Startup,
     LiveUpdate,
     PerInstance,
+    Python,
+    Models,
     Fleet,
 }
 
@@ -99,7 +108,9 @@ impl Section {
             Section::Startup => "3. start-up",
             Section::LiveUpdate => "4. live update",
             Section::PerInstance => "5. per-instance cost",
-            Section::Fleet => "6. fleet",
+            Section::Python => "6. Python pi",
+            Section::Models => "7. model serving",
+            Section::Fleet => "8. fleet",
         }
     }
 }
@@ -180,6 +191,8 @@ fn measure(ctx: &Ctx, section: Section, results: &mut Results) -> Result<()> {
         Section::Startup => results.startup = Some(startup::run(ctx)?),
         Section::LiveUpdate => results.live_update = Some(live_update::run(ctx)?),
         Section::PerInstance => results.per_instance = Some(per_instance::run(ctx)?),
+        Section::Python => results.python = Some(python::run(ctx)?),
+        Section::Models => results.models = Some(models::run(ctx)?),
         Section::Fleet => results.fleet = Some(crate::fleet::run(&ctx.root, false)?),
     }
     Ok(())
@@ -217,7 +230,14 @@ fn prepare(root: &Path, quick: bool) -> Result<Ctx> {
     }
     std::fs::create_dir_all(&work)?;
     let wasm_dir = wasm_dir();
-    for w in ["pi_chudnovsky", "pi_picrunch", "iris", "test_faults"] {
+    for w in [
+        "pi_chudnovsky",
+        "pi_picrunch",
+        "iris",
+        "onnx_model",
+        "test_faults",
+        "pi_python",
+    ] {
         let p = wasm_dir.join(format!("{w}.wasm"));
         ensure!(p.exists(), "{} is missing after the build", p.display());
     }

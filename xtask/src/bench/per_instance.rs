@@ -51,7 +51,7 @@ pub struct MeanInstantiation {
 }
 
 /// Sum and count of a histogram over all label sets whose labels contain `filter`.
-fn histogram_sum_count(metrics: &str, name: &str, filter: &str) -> (f64, f64) {
+pub fn histogram_sum_count(metrics: &str, name: &str, filter: &str) -> (f64, f64) {
     let (mut sum, mut count) = (0.0, 0.0);
     for line in metrics.lines() {
         let Some((key, val)) = line.rsplit_once(' ') else {

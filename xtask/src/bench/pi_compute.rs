@@ -256,10 +256,10 @@ route = "{PI_V1_ROUTE}"
 component = "pi-v1"
 [component.pi]
 source = "{}"
-environment = {{ PI_MAX_NDIGITS = "1000000" }}
+variables = {{ max_ndigits = "1000000" }}
 [component.pi-v1]
 source = "{}"
-environment = {{ PI_MAX_NDIGITS = "1000000" }}
+variables = {{ max_ndigits = "1000000" }}
 "#,
         wasm("pi_chudnovsky"),
         wasm("pi_picrunch")

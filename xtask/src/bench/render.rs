@@ -11,6 +11,7 @@ use super::live_update::LiveUpdate;
 use super::per_instance::PerInstance;
 use super::pi_compute::{Algo, PiCompute, PI_V1_ROUTE};
 use super::plot;
+use super::python::{PythonPi, DIGITS as PYTHON_DIGITS, SERVERS as PYTHON_SERVERS};
 use super::results::Results;
 use super::servers::{fnhost_shown, wasmtime_shown, IRIS_PATH, NATIVE_SHOWN, PI_10K_PATH, PI_PATH};
 use super::serving::{Serving, SERVERS};
@@ -60,6 +61,8 @@ fn markdown(ctx: &Ctx, r: &Results) -> Result<String> {
         r.startup.as_ref().map(startup),
         r.live_update.as_ref().map(live_update),
         r.per_instance.as_ref().map(per_instance),
+        r.python.as_ref().map(python_pi),
+        r.models.as_ref().map(super::models::render),
         r.fleet.as_ref().map(fleet),
     ]
     .into_iter()
@@ -274,6 +277,9 @@ fn targets(r: &Results) -> Vec<String> {
                 ""
             }
         ));
+    }
+    if let Some(m) = &r.models {
+        items.extend(super::models::targets(m));
     }
     items
 }
@@ -917,11 +923,77 @@ fn per_instance(p: &PerInstance) -> Result<(String, String)> {
     Ok((line, md))
 }
 
+fn python_pi(p: &PythonPi) -> Result<(String, String)> {
+    let mut md = String::new();
+    writeln!(
+        md,
+        "## 6. Python pi: a Spin-SDK component on fnhost vs Flask\n"
+    )?;
+    writeln!(md, "The same Python code, `functions/pi-python` (the talk's Machin algorithm and the \
+        `/api/v0/pi` contract): built with Spin's Python SDK 5.0.0 and componentize-py 0.25.1 into \
+        `pi_python.wasm` ({:.1} MB, CPython 3.14 inside) and served by fnhost with a fresh instance \
+        per request and with `instance_reuse = 128`; and run natively by CPython under Flask \
+        (`flask_app.py`, Flask's threaded server, as the original service ran). wrk for {} s per \
+        run{}; every answer checked before and after each run.\n",
+        p.component_bytes as f64 / 1e6,
+        p.seconds_per_run,
+        if p.seconds_per_run > 2 { " after an unrecorded 1-second warm-up" } else { "" })?;
+    writeln!(md, "```sh")?;
+    for (name, command) in &p.servers {
+        writeln!(md, "{command}   # {name}")?;
+    }
+    for &c in &p.conns {
+        writeln!(
+            md,
+            "{}",
+            wrk::shown("/api/v0/pi?ndigits=10 (and 1000)", c, p.seconds_per_run)
+        )?;
+    }
+    writeln!(md, "```\n")?;
+    writeln!(md, "| server | ndigits | connections | req/s | p50 | p99 |")?;
+    writeln!(md, "|---|---:|---:|---:|---:|---:|")?;
+    for server in PYTHON_SERVERS {
+        for r in p.runs.iter().filter(|r| r.server == server) {
+            writeln!(
+                md,
+                "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms |",
+                r.server, r.ndigits, r.conns, r.wrk.rps, r.wrk.p50_ms, r.wrk.p99_ms
+            )?;
+        }
+    }
+    writeln!(md)?;
+    writeln!(md, "fnhost with a fresh instance per request: mean instantiation {:.0} µs over {} \
+        instantiations (`fnhost_instantiation_duration_seconds`); host RSS {:.0} MiB idle (the component \
+        compiled and loaded), {:.0} MiB at its peak with {} requests instantiating at once.\n",
+        p.instantiation_mean_us, p.instantiations,
+        p.fnhost_idle_rss_kib as f64 / 1024.0, p.fnhost_peak_rss_kib as f64 / 1024.0, p.peak_conns)?;
+    let c = *p.conns.last().unwrap_or(&16);
+    let mut ratios = Vec::new();
+    for n in PYTHON_DIGITS {
+        let flask = p.rps("Flask (native CPython)", n, c);
+        let fresh = p.rps("fnhost fresh", n, c);
+        let reuse = p.rps("fnhost reuse128", n, c);
+        if let (Some(f), Some(fr), Some(re)) = (flask, fresh, reuse) {
+            ratios.push(format!(
+                "ndigits={n}: fresh {:.2}× Flask, reuse {:.2}× Flask",
+                fr / f,
+                re / f
+            ));
+        }
+    }
+    let line = format!(
+        "Python pi at {c} connections (goals: reuse ≥ 2× Flask, fresh ≥ 1× Flask): {}; instantiation {:.0} µs.",
+        ratios.join("; "),
+        p.instantiation_mean_us
+    );
+    Ok((line, md))
+}
+
 fn fleet(f: &FleetReport) -> Result<(String, String)> {
     let mut md = String::new();
     writeln!(
         md,
-        "## 6. Three replicas behind a load balancer
+        "## 8. Three replicas behind a load balancer
 "
     )?;
     writeln!(md, "`cargo xtask fleet` (module docs in `xtask/src/fleet/`): three containers of the `fnhost:dev` image \

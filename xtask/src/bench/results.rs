@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::live_update::LiveUpdate;
 use super::machine::Machine;
+use super::models::ModelServing;
 use super::per_instance::PerInstance;
 use super::pi_compute::PiCompute;
+use super::python::PythonPi;
 use super::serving::Serving;
 use super::startup::Startup;
 use super::timeout_cost::TimeoutCost;
@@ -33,7 +35,12 @@ pub struct Results {
     pub startup: Option<Startup>,
     pub live_update: Option<LiveUpdate>,
     pub per_instance: Option<PerInstance>,
-    /// Absent from results written before the fleet section existed.
+    #[serde(default)]
+    pub python: Option<PythonPi>,
+    /// Section 7 (absent in results written before it existed).
+    #[serde(default)]
+    pub models: Option<ModelServing>,
+    /// Absent from results written before the fleet section (8) existed.
     #[serde(default)]
     pub fleet: Option<FleetReport>,
     /// The targets line, as rendered from the sections above.
@@ -66,6 +73,8 @@ impl Results {
             startup: None,
             live_update: None,
             per_instance: None,
+            python: None,
+            models: None,
             fleet: None,
             targets: Vec::new(),
         }

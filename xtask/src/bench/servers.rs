@@ -7,15 +7,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use devkit::http::{Client, Response};
 use devkit::process::Server;
 
+use super::wrk::{self, WrkResult};
 use super::Ctx;
 use crate::answers::{check_pi, check_setosa};
 
 /// Admin bearer token of every fnhost the benchmark starts.
 pub const TOKEN: &str = "bench-admin-token-0123456789abcdef";
+/// The compiled-module cache's signing key of every fnhost the benchmark starts: hosts with
+/// their own state directories share a cache (the model section's warm `fnhost new`), as
+/// replicas sharing a cache volume do, so they must share the key.
+pub const CACHE_KEY: &str = "bench-cache-key-0123456789abcdef";
 pub const IRIS_PATH: &str = "/api/v01/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.3";
 pub const PI_PATH: &str = "/api/v0/pi?ndigits=100";
 /// A compute-bound pi request: about 2.5 ms of guest arithmetic, mostly tight loops.
@@ -41,6 +46,37 @@ pub fn check_route(ctx: &Ctx, addr: &str, path: &str) -> Result<()> {
         Some(n) => check_pi(&ctx.root, &r, n.parse()?).map(drop),
         None => check_setosa(&r),
     }
+}
+
+/// One recorded wrk run of `conns` connections for `secs` s on `addr` `path`, the answer
+/// checked before and after; a full run is preceded by an unrecorded 1-second warm-up. Failed
+/// requests stop a quick (CI) run and are a warning in a full one, which reports them.
+pub fn checked_wrk(
+    ctx: &Ctx,
+    what: &str,
+    addr: &str,
+    path: &str,
+    conns: u32,
+    secs: u32,
+) -> Result<WrkResult> {
+    check_route(ctx, addr, path)?;
+    let url = format!("http://{addr}{path}");
+    if !ctx.quick {
+        wrk::run(&url, conns, 1)?; // warm-up, not recorded
+    }
+    let w = wrk::run(&url, conns, secs)?;
+    if !w.clean() {
+        let msg = format!(
+            "{what} c={conns}: {} non-2xx, {} socket errors, {} requests",
+            w.non2xx, w.socket_errors, w.requests
+        );
+        if ctx.quick {
+            bail!(msg);
+        }
+        println!("bench: WARNING {msg}");
+    }
+    check_route(ctx, addr, path)?;
+    Ok(w)
 }
 
 /// One unmeasured, checked request for 10 digits (first touch of the pool and the code pages).
@@ -83,6 +119,7 @@ impl Fnhost {
             .arg("--no-watch")
             .args(extra)
             .env("FNHOST_ADMIN_TOKEN", TOKEN)
+            .env("FNHOST_CACHE_KEY", CACHE_KEY)
             .env_remove("RUST_BACKTRACE");
         let server = Server::spawn(name, &mut cmd, &ctx.work.join(format!("{name}.log")))?;
         Ok(Fnhost {

@@ -2,11 +2,11 @@
 //! per request, and `instance_reuse = 128`), `wasmtime serve` (fresh and at its default) and
 //! the native control; every server's answer checked before and after each run.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::servers::{
-    check_route, fnhost_shown, spin_toml_with_reuse, start_native, start_wasmtime, wasmtime_shown,
+    checked_wrk, fnhost_shown, spin_toml_with_reuse, start_native, start_wasmtime, wasmtime_shown,
     write_manifest, Fnhost, IRIS_PATH, NATIVE_SHOWN, PI_PATH,
 };
 use super::wrk::{self, WrkResult};
@@ -73,24 +73,8 @@ pub fn run(ctx: &Ctx) -> Result<Serving> {
     let mut runs: Vec<ServeRun> = Vec::new();
     let mut servers: Vec<ServerCommand> = Vec::new();
     let measure = |server: &str, addr: &str, route: &str, path: &str, runs: &mut Vec<ServeRun>| {
-        check_route(ctx, addr, path)?;
         for &c in &conns {
-            let url = format!("http://{addr}{path}");
-            if !ctx.quick {
-                wrk::run(&url, c, 1)?; // warm-up, not recorded
-            }
-            let w = wrk::run(&url, c, secs)?;
-            if !w.clean() {
-                let msg = format!(
-                    "{server} {route} c={c}: {} non-2xx, {} socket errors, {} requests",
-                    w.non2xx, w.socket_errors, w.requests
-                );
-                if ctx.quick {
-                    bail!(msg);
-                }
-                println!("bench: WARNING {msg}");
-            }
-            check_route(ctx, addr, path)?;
+            let w = checked_wrk(ctx, &format!("{server} {route}"), addr, path, c, secs)?;
             runs.push(ServeRun {
                 route: route.to_string(),
                 server: server.to_string(),

@@ -54,6 +54,14 @@ pub fn run(url: &str, conns: u32, secs: u32) -> Result<WrkResult> {
     parse(&text).with_context(|| format!("parsing wrk output:\n{text}"))
 }
 
+/// Runs wrk with a Lua `script` (a POST body, say) against `url`.
+pub fn run_script(url: &str, script: &std::path::Path, conns: u32, secs: u32) -> Result<WrkResult> {
+    let mut c = command(url, conns, secs);
+    c.arg("-s").arg(script);
+    let text = devkit::cmd::capture(&mut c).context("running wrk")?;
+    parse(&text).with_context(|| format!("parsing wrk output:\n{text}"))
+}
+
 /// wrk started in the background (its output read by [`Background::finish`]).
 pub struct Background(Child);
 

@@ -97,6 +97,8 @@ pub struct Desired {
 }
 
 /// The guard every guarded candidate gets.
+/// The key pinned requests carry (`fnhost-pin-key`): pinning needs one; a rehearsal value.
+pub const PIN_KEY: &str = "fleet-rehearsal-testers-pin-key";
 pub const GUARD_MAX_ERROR_RATE: f64 = 0.05;
 pub const GUARD_WINDOW: u32 = 20;
 
@@ -127,7 +129,7 @@ component = "iris"
             release_keys(&mut s, &c.current, registry);
             let _ = write!(
                 s,
-                "\n[component.{name}.tool.fnhost]\nlabel = \"{}\"\n",
+                "\n[component.{name}.tool.fnhost]\nlabel = \"{}\"\npin_key = \"{PIN_KEY}\"\n",
                 c.current.label
             );
             if let Some(cand) = &c.candidate {

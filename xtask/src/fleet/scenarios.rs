@@ -20,7 +20,7 @@ use anyhow::{ensure, Result};
 
 use super::haproxy::Stats;
 use super::load::{combine, LoadResult};
-use super::manifest::{Candidate, Component, Desired, IRIS_V2, PI_FAULTY, PI_V1, PI_V2};
+use super::manifest::{self, Candidate, Component, Desired, IRIS_V2, PI_FAULTY, PI_V1, PI_V2};
 use super::{under_load, Rig, ScenarioResult, CONVERGE_TIMEOUT, READY_TIMEOUT};
 use crate::answers::SETOSA_QUERY;
 
@@ -237,7 +237,10 @@ fn blue_green(rig: &mut Rig, t: &mut Tally) -> Result<()> {
     let pinned = rig.admin.request(
         "GET",
         &rig.haproxy.url(PI_PATH),
-        &[("fnhost-version-pin", "candidate")],
+        &[
+            ("fnhost-version-pin", "candidate"),
+            ("fnhost-pin-key", manifest::PIN_KEY),
+        ],
         None,
     )?;
     ensure!(

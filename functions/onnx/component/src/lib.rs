@@ -1,19 +1,17 @@
 //! The generic ONNX model component: wasm glue only. It asks the instance's [`ModelCache`] for
 //! the model in the directory the host grants at `/model` (loaded once per version of the
 //! files, kept while the instance is reused), reads the body of a POST up to onnx-core's size
-//! limit, and hands everything to [`onnx_core::respond`], whose [`Reply`] it turns into the
-//! HTTP response. A `server-timing` header says how long loading the model (when this request
+//! limit, and hands everything to [`onnx_core::respond`], whose [`Reply`] it returns as the
+//! HTTP response (fn-reply's `spin` feature). A `server-timing` header says how long loading the model (when this request
 //! loaded it) and answering took inside the guest.
 
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use onnx_core::{respond, ModelCache, Reply, Request, MAX_BODY_BYTES};
 use spin_sdk::http::body::IncomingBodyExt;
-use spin_sdk::http::{FullBody, HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 /// Where the manifest's `files` entry mounts the model directory.
 const MODEL_DIR: &str = "/model";
@@ -22,9 +20,7 @@ const MODEL_DIR: &str = "/model";
 static CACHE: Mutex<ModelCache> = Mutex::new(ModelCache::new());
 
 #[spin_sdk::http_service]
-async fn handle(
-    req: spin_sdk::http::Request,
-) -> Result<(StatusCode, HeaderMap, FullBody<Bytes>), spin_sdk::http::Error> {
+async fn handle(req: spin_sdk::http::Request) -> Result<Reply, spin_sdk::http::Error> {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
@@ -59,7 +55,7 @@ async fn handle(
         content_type: content_type.as_deref(),
         body: &body,
     };
-    let mut reply = respond(&request, lookup.model.as_deref());
+    let reply = respond(&request, lookup.model.as_deref());
     let mut timing = Vec::new();
     if let Some(load) = lookup.loaded_in {
         timing.push(format!("load;dur={:.3}", load.as_secs_f64() * 1e3));
@@ -68,20 +64,5 @@ async fn handle(
         "total;dur={:.3}",
         started.elapsed().as_secs_f64() * 1e3
     ));
-    reply.headers.push(("server-timing", timing.join(", ")));
-    into_http(reply)
-}
-
-fn into_http(
-    reply: Reply,
-) -> Result<(StatusCode, HeaderMap, FullBody<Bytes>), spin_sdk::http::Error> {
-    let status = StatusCode::from_u16(reply.status)
-        .map_err(|e| spin_sdk::http::Error::other(e.to_string()))?;
-    let mut headers = HeaderMap::new();
-    for (name, value) in reply.headers {
-        let value = HeaderValue::try_from(value)
-            .map_err(|e| spin_sdk::http::Error::other(e.to_string()))?;
-        headers.insert(HeaderName::from_static(name), value);
-    }
-    Ok((status, headers, FullBody::new(Bytes::from(reply.body))))
+    Ok(reply.with_header("server-timing", timing.join(", ")))
 }

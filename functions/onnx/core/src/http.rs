@@ -3,6 +3,7 @@
 //! Protocol, `/v1/models/…` KServe V1, and any other path the named-feature route, which
 //! answers exactly as the iris function's `/api/v01/classify` does.
 
+use fn_reply::Reply;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde::Serialize as DeriveSerialize;
 
@@ -15,41 +16,6 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// The methods the named-feature route serves, as sent in `Allow`.
 pub const ALLOW: &str = "GET, POST";
-
-/// An HTTP response, independent of any server library.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn json(status: u16, body: &impl Serialize) -> Reply {
-        Reply {
-            status,
-            headers: vec![("content-type", "application/json".to_string())],
-            body: serde_json::to_vec(body).expect("reply serialises"),
-        }
-    }
-
-    pub fn error(status: u16, message: &str) -> Reply {
-        Reply::json(status, &ErrorBody { error: message })
-    }
-
-    /// The value of header `name`, if set.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-#[derive(DeriveSerialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-}
 
 /// What the component hands over of one request.
 #[derive(Debug, Clone, Copy)]
@@ -128,16 +94,15 @@ fn method_not_allowed(method: &str, allow: &str) -> Reply {
     } else {
         allow.to_string()
     };
-    let mut reply = Reply::error(
+    Reply::json_error(
         405,
         &format!("method {} is not allowed; use {hint}", shown(method)),
-    );
-    reply.headers.push(("allow", allow.to_string()));
-    reply
+    )
+    .with_header("allow", allow)
 }
 
 fn unavailable(e: &ModelError) -> Reply {
-    Reply::error(503, &format!("no model available: {e}"))
+    Reply::json_error(503, &format!("no model available: {e}"))
 }
 
 /// Whether a `Content-Type` value names `application/json` (parameters such as `charset`
@@ -152,13 +117,13 @@ fn is_json(content_type: Option<&str>) -> bool {
 fn check_post(req: &Request) -> Result<(), Reply> {
     if !is_json(req.content_type) {
         let got = req.content_type.map_or("none".to_string(), shown);
-        return Err(Reply::error(
+        return Err(Reply::json_error(
             415,
             &format!("Content-Type must be application/json for POST, got {got}"),
         ));
     }
     if req.body.len() > MAX_BODY_BYTES {
-        return Err(Reply::error(
+        return Err(Reply::json_error(
             413,
             &format!(
                 "request body has {} bytes; at most {MAX_BODY_BYTES} are allowed",
@@ -172,7 +137,7 @@ fn check_post(req: &Request) -> Result<(), Reply> {
 /// A model named in the path must be the one served (and the version, if named).
 fn check_name(model: &Model, name: &str, version: Option<&str>) -> Result<(), Reply> {
     if name != model.name {
-        return Err(Reply::error(
+        return Err(Reply::json_error(
             404,
             &format!(
                 "no model {}; this endpoint serves `{}`",
@@ -182,7 +147,7 @@ fn check_name(model: &Model, name: &str, version: Option<&str>) -> Result<(), Re
         ));
     }
     match version {
-        Some(v) if v != model.version => Err(Reply::error(
+        Some(v) if v != model.version => Err(Reply::json_error(
             404,
             &format!(
                 "model `{}` has no version {}; it serves version `{}`",
@@ -201,7 +166,7 @@ pub fn respond(req: &Request, model: Result<&Model, &ModelError>) -> Reply {
     let endpoint = endpoint(req.path);
     let allow = match endpoint {
         Endpoint::NotFound => {
-            return Reply::error(404, &format!("no endpoint {}", shown(req.path)))
+            return Reply::json_error(404, &format!("no endpoint {}", shown(req.path)))
         }
         Endpoint::Features => ALLOW,
         Endpoint::V2Model {
@@ -250,10 +215,10 @@ pub fn respond(req: &Request, model: Result<&Model, &ModelError>) -> Reply {
                 v2::infer(model, req.body)
                     .map(|r| Reply::json(200, &r))
                     .map_err(|e| match e {
-                        InferError::Invalid(m) => Reply::error(400, &m),
-                        InferError::TooMany(m) => Reply::error(413, &m),
+                        InferError::Invalid(m) => Reply::json_error(400, &m),
+                        InferError::TooMany(m) => Reply::json_error(413, &m),
                         InferError::Failed(m) => {
-                            Reply::error(500, &format!("the model failed: {m}"))
+                            Reply::json_error(500, &format!("the model failed: {m}"))
                         }
                     })
             }
@@ -309,14 +274,14 @@ struct Ready<'a> {
 
 fn input_error(e: InputError) -> Reply {
     match e {
-        InputError::Invalid(_) => Reply::error(400, &e.to_string()),
-        InputError::TooMany(_) => Reply::error(413, &e.to_string()),
+        InputError::Invalid(_) => Reply::json_error(400, &e.to_string()),
+        InputError::TooMany(_) => Reply::json_error(413, &e.to_string()),
     }
 }
 
 fn table_of(model: &Model) -> Result<&Table, Reply> {
     model.table.as_ref().ok_or_else(|| {
-        Reply::error(
+        Reply::json_error(
             400,
             &format!(
                 "model `{}` does not take rows of numbers (one [rows, columns] input); \
@@ -330,7 +295,7 @@ fn table_of(model: &Model) -> Result<&Table, Reply> {
 fn predict(model: &Model, table: &Table, rows: &[Vec<f64>]) -> Result<Vec<RowAnswer>, Reply> {
     model
         .predict_rows(table, rows)
-        .map_err(|m| Reply::error(500, &format!("the model failed: {m}")))
+        .map_err(|m| Reply::json_error(500, &format!("the model failed: {m}")))
 }
 
 /// `POST /v1/models/{name}:predict`: `{"predictions": [label or value, …]}`.
@@ -446,7 +411,7 @@ fn named_features(model: &Model, req: &Request) -> Result<Reply, Reply> {
     let table = match &model.table {
         Some(t) if t.named => t,
         _ => {
-            return Err(Reply::error(
+            return Err(Reply::json_error(
                 404,
                 &format!(
                 "model `{}` has no named features (model.json `features`); use /v2/models/{}/infer",

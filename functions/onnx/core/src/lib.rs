@@ -6,13 +6,16 @@
 //! * [`model`]: loading (digest check, tract parse and optimisation) and running a model.
 //! * [`trees`]: the tree-ensemble operators (fast classifier, the regressor tract lacks).
 //! * [`tensor`]: protocol datatypes and JSON tensor data.
-//! * [`features`]: rows of named features (query strings, `instances`) and their rules.
+//! * [`features`]: rows of named features (query strings, `instances`) and their rules: the
+//!   `fn-features` crate the iris function parses with too.
 //! * [`v2`]: the Open Inference Protocol's metadata and inference.
 //! * [`http`]: every endpoint as the pure function [`respond`].
 //! * [`cache`]: the model of a directory, loaded once per version of its files.
+//! * [`describe`]: a model file's inputs, outputs and classes, and the `model.json` that serves it.
 
 pub mod cache;
-pub mod features;
+pub mod describe;
+pub use fn_features as features;
 pub mod http;
 pub mod metadata;
 pub mod model;
@@ -21,5 +24,6 @@ pub mod trees;
 pub mod v2;
 
 pub use cache::{Lookup, ModelCache, METADATA_FILE, MODEL_FILE};
-pub use http::{respond, Reply, Request, MAX_BODY_BYTES};
+pub use fn_reply::Reply;
+pub use http::{respond, Request, MAX_BODY_BYTES};
 pub use model::{Model, ModelError};

@@ -6,6 +6,8 @@
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
+pub use fn_features::Feature;
+
 use crate::model::ModelError;
 
 /// The value of `format` this build reads.
@@ -49,24 +51,6 @@ pub struct OutputNames {
     pub label: Option<String>,
     pub probabilities: Option<String>,
     pub value: Option<String>,
-}
-
-/// One input column and the values it accepts.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Feature {
-    pub name: String,
-    /// Shown after numbers in error messages (`cm`).
-    #[serde(default)]
-    pub unit: Option<String>,
-    #[serde(default)]
-    pub greater_than: Option<f64>,
-    #[serde(default)]
-    pub at_least: Option<f64>,
-    #[serde(default)]
-    pub less_than: Option<f64>,
-    #[serde(default)]
-    pub at_most: Option<f64>,
 }
 
 fn corrupt(msg: impl Into<String>) -> ModelError {

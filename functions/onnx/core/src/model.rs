@@ -128,7 +128,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The ONNX parser with the operators fnhost adds (see `trees.rs`).
-fn parser() -> tract_onnx::Onnx {
+pub(crate) fn parser() -> tract_onnx::Onnx {
     let mut onnx = tract_onnx::onnx();
     crate::trees::register(&mut onnx.op_register);
     onnx

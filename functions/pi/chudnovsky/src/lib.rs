@@ -6,5 +6,5 @@ mod glue;
 
 #[spin_sdk::http_service]
 async fn handle(req: spin_sdk::http::Request) -> impl spin_sdk::http::IntoResponse {
-    glue::serve(pi_core::Algorithm::Chudnovsky, req)
+    glue::serve(pi_core::Algorithm::Chudnovsky, req).await
 }

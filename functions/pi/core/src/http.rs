@@ -28,8 +28,9 @@ use crate::{pi_string, Algorithm, DEFAULT_MAX_NDIGITS, DEFAULT_NDIGITS};
 pub const PARAM: &str = "ndigits";
 /// The `Cache-Control` of successful (and 304) responses.
 pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// The environment variable a deployment sets the maximum `ndigits` with.
-pub const MAX_NDIGITS_ENV: &str = "PI_MAX_NDIGITS";
+/// The component variable a deployment sets the maximum `ndigits` with (Spin's
+/// `[component.NAME.variables]`).
+pub const MAX_NDIGITS_VARIABLE: &str = "max_ndigits";
 /// Longest piece of a client's input quoted back in an error message.
 const MAX_ECHO_CHARS: usize = 40;
 
@@ -38,7 +39,7 @@ fn error_reply(status: u16, message: &str) -> Reply {
     Reply::json_error(status, message).with_header("cache-control", "no-store")
 }
 
-/// The maximum `ndigits` from the deployment's `PI_MAX_NDIGITS` setting:
+/// The maximum `ndigits` from the deployment's `max_ndigits` variable:
 /// [`DEFAULT_MAX_NDIGITS`] when unset, otherwise a non-negative decimal
 /// integer. An invalid setting is a deployment error, answered with a 500
 /// whose message says so (the client cannot fix it).
@@ -49,8 +50,8 @@ pub fn max_ndigits_setting(value: Option<&str>) -> Result<usize, Reply> {
             error_reply(
                 500,
                 &format!(
-                    "invalid deployment setting: {MAX_NDIGITS_ENV} must be a non-negative \
-                     integer, got {}",
+                    "invalid deployment setting: the {MAX_NDIGITS_VARIABLE} variable must be a \
+                     non-negative integer, got {}",
                     quote(v)
                 ),
             )

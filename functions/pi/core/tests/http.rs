@@ -204,7 +204,7 @@ fn max_ndigits_setting_parsing() {
         assert_eq!(reply.status, 500);
         let text = error_text(&reply);
         assert!(
-            text.contains("PI_MAX_NDIGITS") && text.contains("deployment setting"),
+            text.contains("the max_ndigits variable") && text.contains("deployment setting"),
             "{text}"
         );
     }

@@ -3,7 +3,9 @@
 //! under any route prefix and pick a behaviour with the request path's last
 //! segment: `ok`, `echo`, `trap`, `panic`, `loop`, `alloc`, `sleep?ms=N`,
 //! `big?bytes=N`, `endless`, `status?code=N`, `env`, `files?path=P`,
-//! `fetch?url=U` (an outgoing HTTP request) and `version`; anything else is a 404. It exercises the host's handling of traps,
+//! `fetch?url=U` (an outgoing HTTP request), `print?bytes=N` (writes to stdout and stderr: a
+//! line that imitates the host's JSON log, a terminal escape, then N bytes of lines) and
+//! `version`; anything else is a 404. It exercises the host's handling of traps,
 //! panics, CPU and memory limits, timeouts, streamed and never-ending bodies,
 //! and what environment and files the guest is granted.
 
@@ -94,6 +96,26 @@ async fn route(req: Request) -> Result<Response<FaultBody>, ErrorCode> {
                 Response::new(FaultBody::repeat(Some(bytes), BIG_CHUNK)),
                 "application/octet-stream",
             ))
+        }
+        "print" => {
+            let bytes = param("bytes")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            use std::io::Write;
+            let mut err = std::io::stderr();
+            let _ = writeln!(
+                err,
+                r#"{{"timestamp":"2026-01-01T00:00:00Z","level":"ERROR","message":"forged by the guest","target":"fnhost::request"}}"#
+            );
+            let _ = writeln!(err, "\x1b[31mred\x1b[0m and a bell\x07");
+            let line = "x".repeat(99);
+            let mut written = 0;
+            while written < bytes {
+                let _ = writeln!(err, "{line}");
+                written += 100;
+            }
+            let _ = writeln!(std::io::stdout(), "hello from the guest");
+            Ok(text(StatusCode::OK, "printed"))
         }
         "endless" => Ok(with_content_type(
             Response::new(FaultBody::repeat(None, ENDLESS_CHUNK)),

@@ -1,12 +1,30 @@
-//! Rows of named features: the query string of the named-feature route (`?sl=&sw=&pl=&pw=`)
-//! and the `{"instances": [...]}` body of KServe V1 and of the named-feature route, decoded and
-//! validated against the model's [`Feature`]s. The messages are the iris contract's
-//! (`functions/iris/core/src/input.rs`) with the model's own names, bounds and unit, so this
-//! component can answer on the iris route as a canary of the iris function.
+//! `fn-features` owns rows of named numeric features: the query string of a model's
+//! named-feature route (`?sl=&sw=&pl=&pw=`) and the `{"instances": [...]}` body of KServe V1,
+//! decoded and checked against each [`Feature`]'s bounds, with messages that name the field and
+//! the rule. The iris function (its fixed four measurements in cm) and the generic ONNX model
+//! server (the features its `model.json` lists) both parse with it, so the two answer the same
+//! input with the same words and one can be canaried onto the other's route.
 
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::metadata::Feature;
+/// One input column and the values it accepts (in a model's metadata: `features`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feature {
+    pub name: String,
+    /// Shown after numbers in error messages (`cm`).
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub greater_than: Option<f64>,
+    #[serde(default)]
+    pub at_least: Option<f64>,
+    #[serde(default)]
+    pub less_than: Option<f64>,
+    #[serde(default)]
+    pub at_most: Option<f64>,
+}
 
 /// Largest number of rows one request may carry (more → 413).
 pub const MAX_BATCH: usize = 10_000;
