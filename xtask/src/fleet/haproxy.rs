@@ -41,9 +41,15 @@ fn config(port: u16, stats_port: u16, backends: &[u16]) -> String {
         "# Written by `cargo xtask fleet`.
 global
     maxconn 4096
+    # To standard output (the log file): only what went wrong (dontlog-normal), with the
+    # termination state that says who cut a request.
+    log stdout format raw local0 info
 
 defaults
     mode http
+    log global
+    option httplog
+    option dontlog-normal
     timeout connect 2s
     timeout client 30s
     timeout server 30s
@@ -135,7 +141,9 @@ pub struct Stats {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Counters {
     /// Answers to clients that were not 2xx/3xx (frontend `hrsp_4xx` + `hrsp_5xx` +
-    /// `hrsp_other`), and requests the frontend refused (`ereq`).
+    /// `hrsp_other`). Not `ereq`: besides malformed requests it counts clients that close a
+    /// connection, which wrk does to every connection when it stops (the log file shows each
+    /// with its termination state).
     pub client_failures: u64,
     /// Failures at the replicas: failed connections and broken or empty responses (servers'
     /// `econ` + `eresp`) and 5xx answers (servers' `hrsp_5xx`).
@@ -173,7 +181,7 @@ impl Stats {
             })
             .sum();
         Counters {
-            client_failures: fe("hrsp_4xx") + fe("hrsp_5xx") + fe("hrsp_other") + fe("ereq"),
+            client_failures: fe("hrsp_4xx") + fe("hrsp_5xx") + fe("hrsp_other"),
             replica_failures,
             retries: be("wretr") + be("wredis"),
         }
