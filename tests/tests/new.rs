@@ -1,13 +1,16 @@
 //! `fnhost new`: each template scaffolded into a new application directory with only the
 //! `fnhost` binary (and, for onnx-model, a model file), built the way `cargo xtask build` builds
-//! components (the manifest's build commands), served by the real host and called; the
-//! manifest valid against Spin's schema and an existing one kept line for line; refusals that
-//! say why and write nothing.
+//! components (the manifest's build commands; http-python's in the Spin SDK venv, activated),
+//! served by the real host and called; the manifest valid against Spin's schema and an existing
+//! one kept line for line; refusals that say why and write nothing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
+use devkit::python::{activated, spin_sdk_venv, SPIN_SDK_REQUIREMENTS};
+use devkit::spin_build::build_components;
 use devkit::workspace::target_dir;
 use e2e::{fnhost_bin, onnx_compiled_cache, root, Host, Start, TempDir};
 use serde_json::json;
@@ -106,7 +109,7 @@ fn each_template_scaffolds_builds_serves_and_answers() {
     std::fs::create_dir_all(&kept).unwrap();
     std::os::unix::fs::symlink(&kept, app.join("target")).unwrap();
     std::fs::copy(root().join("Cargo.lock"), app.join("Cargo.lock")).unwrap();
-    let built = devkit::spin_build::build_components(&app.join("spin.toml")).unwrap();
+    let built = build_components(&app.join("spin.toml"), &[]).unwrap();
     assert_eq!(built, ["hello", "scorer"]);
 
     let mut opts = Start::new(app);
@@ -152,6 +155,71 @@ fn each_template_scaffolds_builds_serves_and_answers() {
     assert_eq!(host.get("/scorer?x1=2").status, 400);
 }
 
+/// The package pins of a `requirements.txt` (its lines but comments and blank ones).
+fn pins(requirements: &Path) -> Vec<String> {
+    std::fs::read_to_string(requirements)
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// http-python, as a user has it: scaffolded, built by the manifest's build command in the
+/// activated venv its requirements.txt describes, served, called with good and bad input.
+#[test]
+fn http_python_scaffolds_builds_serves_and_answers() {
+    let dir = TempDir::new("new-python");
+    let app = dir.path();
+    let text = must_new(app, &["http-python", "greeter"]);
+    assert!(
+        text.contains("pip install -r greeter/requirements.txt"),
+        "the build's venv is not explained:\n{text}"
+    );
+    assert_valid_for_spin(&app.join("spin.toml"));
+    // The venv the repository builds Spin-SDK components in holds what the template pins.
+    assert_eq!(
+        pins(&app.join("greeter/requirements.txt")),
+        pins(&root().join(SPIN_SDK_REQUIREMENTS))
+    );
+
+    let venv = spin_sdk_venv().expect("the Spin Python SDK venv");
+    let built = build_components(&app.join("spin.toml"), &activated(&venv).unwrap()).unwrap();
+    assert_eq!(built, ["greeter"]);
+
+    // A 25 MB Python component takes a core about half a minute to compile; the cache is kept
+    // between runs, so an unchanged template's module loads from it.
+    let cache = target_dir().join("e2e-new-python-cache");
+    let mut opts = Start::new(app);
+    opts.cache_dir = Some(&cache);
+    opts.ready_timeout = Duration::from_secs(600);
+    let host = Host::try_start(opts).unwrap_or_else(|e| panic!("{e}"));
+
+    let hello = host.get("/greeter/some/where?who=Ada");
+    assert_eq!(hello.status, 200, "{}", hello.text());
+    assert_eq!(hello.header("content-type"), Some("application/json"));
+    assert_eq!(
+        hello.json(),
+        json!({"component": "greeter", "path": "/greeter/some/where", "who": "Ada",
+               "greeting": "hello, Ada"})
+    );
+    for (query, says) in [
+        ("", "missing query parameter `who`"),
+        ("?who=", "query parameter `who` must not be empty"),
+        ("?who=a&who=b", "query parameter `who` must be given once"),
+    ] {
+        let bad = host.get(&format!("/greeter{query}"));
+        assert_eq!(bad.status, 400, "/greeter{query}: {}", bad.text());
+        assert_eq!(bad.header("content-type"), Some("application/json"));
+        assert!(
+            bad.error().contains(says),
+            "/greeter{query}: {}",
+            bad.text()
+        );
+    }
+}
+
 #[test]
 fn an_existing_manifest_keeps_its_comments_and_order() {
     let dir = TempDir::new("new-existing");
@@ -183,6 +251,8 @@ fn refusals_say_why_and_write_nothing() {
     let model = model.to_str().unwrap();
     must_new(app, &["onnx-model", "flowers", "--model", model]);
     let not_onnx = dir.write("notes.txt", "not a model");
+    // A directory of the user's that a Python component would be written into.
+    dir.write("petals/app.py", "print('mine')\n");
     let before = snapshot(app);
     for (args, says) in [
         (
@@ -209,6 +279,18 @@ fn refusals_say_why_and_write_nothing() {
         (
             vec!["model-rust", "9lives"],
             "\"9lives\" is not a component id",
+        ),
+        (
+            vec!["http-python", "flowers"],
+            "component `flowers` already exists",
+        ),
+        (
+            vec!["http-python", "petals"],
+            "petals/app.py already exists; `fnhost new` does not overwrite files",
+        ),
+        (
+            vec!["http-python", "Py_Thing"],
+            "\"Py_Thing\" is not a component id",
         ),
         (
             vec!["onnx-model", "petals"],

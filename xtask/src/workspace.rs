@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::Result;
 use devkit::cmd::{capture, run};
 use devkit::install::{pip_install, PipPackage};
-use devkit::python::{spin_sdk_venv, PythonComponent};
+use devkit::python::{activated, spin_sdk_venv, PythonComponent};
 
 use crate::docker::Dockerd;
 use crate::{bench, fleet, image, k8s};
@@ -64,7 +64,8 @@ fn ensure_wasm_target() -> Result<()> {
 
 /// Builds the components (and the test components when `with_tests`), then whatever else
 /// `spin.toml` says how to build (`[component.NAME.build]`, e.g. a component `fnhost new`
-/// added), then the host (which embeds the generic model module, so it comes last).
+/// added; in the Spin SDK venv, activated, so a Python component's componentize-py finds the
+/// SDK), then the host (which embeds the generic model module, so it comes last).
 pub fn build(with_tests: bool) -> Result<()> {
     ensure_wasm_target()?;
     let mut wasm = cargo();
@@ -76,18 +77,18 @@ pub fn build(with_tests: bool) -> Result<()> {
         wasm.args(["-p", c]);
     }
     run(&mut wasm)?;
-    build_python_functions()?;
-    devkit::spin_build::build_components(&root().join("spin.toml"))?;
+    let venv = spin_sdk_venv()?;
+    build_python_functions(&venv)?;
+    devkit::spin_build::build_components(&root().join("spin.toml"), &activated(&venv)?)?;
     run(cargo().args(["build", "--release", "-p", "fnhost"]))
 }
 
-fn build_python_functions() -> Result<()> {
-    let venv = spin_sdk_venv()?;
+fn build_python_functions(venv: &Path) -> Result<()> {
     for (dir, module, file) in PYTHON_FUNCTIONS {
         PythonComponent {
             source_dir: &root().join(dir),
             module,
-            venv: &venv,
+            venv,
         }
         .build(&wasm_dir().join(file))?;
     }

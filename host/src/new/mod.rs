@@ -36,6 +36,8 @@ pub enum TemplateName {
     HttpRust,
     /// A model in Rust: a pure core crate, thin glue, and its model.json (like iris)
     ModelRust,
+    /// A Python HTTP component (Spin's Python SDK, built with componentize-py)
+    HttpPython,
 }
 
 impl TemplateName {
@@ -44,6 +46,7 @@ impl TemplateName {
             TemplateName::OnnxModel => &templates::ONNX_MODEL,
             TemplateName::HttpRust => &templates::HTTP_RUST,
             TemplateName::ModelRust => &templates::MODEL_RUST,
+            TemplateName::HttpPython => &templates::HTTP_PYTHON,
         }
     }
 }
@@ -205,9 +208,9 @@ fn plan(args: &NewArgs) -> Result<Plan> {
             members.push(templates::render(rel, &values));
         }
         manifests.push((cargo_path, workspace.to_string()));
-        notes.push(format!(
-            "build it: cargo build --release --target wasm32-wasip2 -p {name} (or `cargo xtask build` in the fnhost repository)"
-        ));
+    }
+    if let Some(note) = template.build_note {
+        notes.push(templates::render(note, &values));
     }
     Ok(Plan {
         files,

@@ -18,12 +18,18 @@ pub struct Template {
     pub files: &'static [(&'static str, &'static str)],
     /// Directories (relative, with placeholders) that are Cargo packages to add to the workspace.
     pub crates: &'static [&'static str],
+    /// How to build what was written (with placeholders), told after writing it.
+    pub build_note: Option<&'static str>,
 }
+
+/// How the Rust templates' components are built.
+const CARGO_BUILD_NOTE: &str = "build it: cargo build --release --target wasm32-wasip2 -p {{name}} (or `cargo xtask build` in the fnhost repository)";
 
 pub const ONNX_MODEL: Template = Template {
     component: include_str!("../../../templates/onnx-model/component.toml"),
     files: &[],
     crates: &[],
+    build_note: None,
 };
 
 pub const HTTP_RUST: Template = Template {
@@ -39,6 +45,7 @@ pub const HTTP_RUST: Template = Template {
         ),
     ],
     crates: &["functions/{{name}}"],
+    build_note: Some(CARGO_BUILD_NOTE),
 };
 
 pub const MODEL_RUST: Template = Template {
@@ -66,6 +73,29 @@ pub const MODEL_RUST: Template = Template {
         ),
     ],
     crates: &["functions/{{name}}/core", "functions/{{name}}/component"],
+    build_note: Some(CARGO_BUILD_NOTE),
+};
+
+/// A Python component in `NAME/`, as Spin's `http-py` template adds one to an application: its
+/// build command runs componentize-py in that directory, in the SDK's activated venv.
+pub const HTTP_PYTHON: Template = Template {
+    component: include_str!("../../../templates/http-python/component.toml"),
+    files: &[
+        (
+            "{{name}}/app.py",
+            include_str!("../../../templates/http-python/app.py"),
+        ),
+        (
+            "{{name}}/requirements.txt",
+            include_str!("../../../templates/http-python/requirements.txt"),
+        ),
+    ],
+    crates: &[],
+    build_note: Some(
+        "build it in the application's directory, in a virtual environment with Spin's Python SDK: \
+         python3 -m venv .venv && . .venv/bin/activate && pip install -r {{name}}/requirements.txt, \
+         then run the build command of spin.toml (`spin build`, or `cargo xtask build` in the fnhost repository)",
+    ),
 };
 
 /// The values of the placeholders.
@@ -112,7 +142,7 @@ mod tests {
         let contents: Vec<&str> = [APP_MANIFEST, RUST_WORKSPACE, ONNX_SHARED_ROUTES]
             .into_iter()
             .chain(
-                [ONNX_MODEL, HTTP_RUST, MODEL_RUST]
+                [ONNX_MODEL, HTTP_RUST, MODEL_RUST, HTTP_PYTHON]
                     .iter()
                     .flat_map(|t| std::iter::once(t.component).chain(t.files.iter().map(|f| f.1))),
             )

@@ -3,6 +3,7 @@
 //! changes, offline once installed), and Python HTTP components built from source with
 //! componentize-py and Spin's Python SDK.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -52,6 +53,20 @@ pub fn spin_sdk_venv() -> Result<PathBuf> {
     Ok(venv)
 }
 
+/// The environment `. VENV/bin/activate` gives a command: `VIRTUAL_ENV`, and the venv's `bin`
+/// first on `PATH`. componentize-py reads the SDK's WIT through it (outside an activated venv it
+/// fails with "failed to read path for WIT"), so every Spin-SDK build runs with it.
+pub fn activated(venv: &Path) -> Result<Vec<(OsString, OsString)>> {
+    let bin = venv.join("bin");
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))?;
+    Ok(vec![
+        ("VIRTUAL_ENV".into(), venv.as_os_str().to_owned()),
+        ("PATH".into(), path),
+    ])
+}
+
 /// Spin's Python SDK world: an HTTP component (`wasi:http/handler@0.3.0`) with Spin's
 /// platform imports.
 pub const SPIN_HTTP_WORLD: &str = "spin:up/http-trigger@4.1.0";
@@ -66,8 +81,8 @@ pub struct PythonComponent<'a> {
 
 impl PythonComponent<'_> {
     /// Builds the component into `out` with componentize-py for Spin's world, unless `out` is
-    /// newer than every `.py` file in the source directory and the venv. componentize-py
-    /// finds the SDK's WIT through `VIRTUAL_ENV`, so the venv is activated for it.
+    /// newer than every `.py` file in the source directory and the venv, in the [`activated`]
+    /// venv.
     pub fn build(&self, out: &Path) -> Result<()> {
         if is_newer_than_sources(out, self.source_dir, self.venv)? {
             return Ok(());
@@ -75,14 +90,9 @@ impl PythonComponent<'_> {
         if let Some(dir) = out.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let bin = self.venv.join("bin");
-        let path = std::env::join_paths(std::iter::once(bin.clone()).chain(
-            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-        ))?;
-        run(Command::new(bin.join("componentize-py"))
+        run(Command::new(self.venv.join("bin/componentize-py"))
             .current_dir(self.source_dir)
-            .env("VIRTUAL_ENV", self.venv)
-            .env("PATH", path)
+            .envs(activated(self.venv)?)
             .args(["-w", SPIN_HTTP_WORLD, "componentize", self.module, "-o"])
             .arg(out))
     }

@@ -2,9 +2,12 @@
 //! manifest (`command`, a string or a list run in order, in `workdir` or the manifest's
 //! directory), as Spin does. `cargo xtask build` runs the repository's `spin.toml` this way, so
 //! a component `fnhost new` added is built with the others; the scaffolding test builds its
-//! temporary application the same way.
+//! temporary application the same way. The commands run with the environment the caller
+//! adds, as Spin's run in the shell it was started from (a Python component's build needs the
+//! SDK's virtual environment activated: `python::activated`).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -38,9 +41,10 @@ enum Commands {
     Many(Vec<String>),
 }
 
-/// Runs every component's build commands (components in name order); returns the names of the
-/// components built. Fails on the first command that fails.
-pub fn build_components(manifest: &Path) -> Result<Vec<String>> {
+/// Runs every component's build commands (components in name order) with `env` added to the
+/// environment; returns the names of the components built. Fails on the first command that
+/// fails.
+pub fn build_components(manifest: &Path, env: &[(OsString, OsString)]) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(manifest)
         .with_context(|| format!("reading {}", manifest.display()))?;
     let parsed: Manifest =
@@ -59,8 +63,12 @@ pub fn build_components(manifest: &Path) -> Result<Vec<String>> {
             Commands::Many(list) => list,
         };
         for command in commands {
-            run(Command::new("sh").arg("-c").arg(&command).current_dir(&dir))
-                .with_context(|| format!("building component `{name}`"))?;
+            run(Command::new("sh")
+                .arg("-c")
+                .arg(&command)
+                .current_dir(&dir)
+                .envs(env.iter().map(|(k, v)| (k, v))))
+            .with_context(|| format!("building component `{name}`"))?;
         }
         built.push(name);
     }

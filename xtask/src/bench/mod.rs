@@ -201,6 +201,24 @@ fn measure(ctx: &Ctx, section: Section, results: &mut Results) -> Result<()> {
 fn prepare(root: &Path, quick: bool) -> Result<Ctx> {
     build(true)?;
     devkit::cmd::run(cargo().args(["build", "--release", "-p", "native-control"]))?;
+    // pi for side-by-side runs with `wasmtime serve` (see servers::PORTABLE_PI); its own target
+    // directory, so the workspace's pi_chudnovsky.wasm stays the one spin.toml serves.
+    devkit::cmd::run(
+        cargo()
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .args([
+                "-p",
+                "pi-chudnovsky",
+                "--no-default-features",
+                "--target-dir",
+            ])
+            .arg(root.join(servers::PORTABLE_PI_TARGET)),
+    )?;
+    ensure!(
+        root.join(servers::PORTABLE_PI).exists(),
+        "{} is missing after its build",
+        servers::PORTABLE_PI
+    );
     ensure_tool("wrk", &["wrk"])?;
     pip_install(&[PipPackage::named("mpmath"), PipPackage::named("gmpy2")])?;
     let (md_path, json_path, png_dir, png_rel) = if quick {

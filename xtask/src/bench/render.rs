@@ -13,7 +13,9 @@ use super::pi_compute::{Algo, PiCompute, PI_V1_ROUTE};
 use super::plot;
 use super::python::{PythonPi, DIGITS as PYTHON_DIGITS, SERVERS as PYTHON_SERVERS};
 use super::results::Results;
-use super::servers::{fnhost_shown, wasmtime_shown, IRIS_PATH, NATIVE_SHOWN, PI_10K_PATH, PI_PATH};
+use super::servers::{
+    fnhost_shown, wasmtime_shown, IRIS_PATH, NATIVE_SHOWN, PI_10K_PATH, PI_PATH, PORTABLE_PI,
+};
 use super::serving::{Serving, SERVERS};
 use super::startup::Startup;
 use super::stats::{fmt_ms, fmt_s, max, median, min};
@@ -507,7 +509,10 @@ fn serving(ctx: &Ctx, quick: bool, s: &Serving) -> Result<(String, String)> {
     let mut md = String::new();
     writeln!(md, "## 2. Serving throughput and latency\n")?;
     writeln!(md, "wrk on 127.0.0.1 for {secs} s per cell{}; wrk uses min(connections, 2) threads. Routes: \
-        `{IRIS_PATH}` (iris GET) and `{PI_PATH}` (pi v2). Every server's answer was checked before and after each run. \
+        `{IRIS_PATH}` (iris GET) and `{PI_PATH}` (pi v2). fnhost and `wasmtime serve` run the same modules: pi \
+        as built without Spin's variables (`{PORTABLE_PI}`, `--no-default-features`; it imports only WASI \
+        and wasi:http, which `wasmtime serve` implements), so fnhost serves `spin.toml` with that source. \
+        Every server's answer was checked before and after each run. \
         *fresh* = a new instance per request (fnhost's default; `wasmtime serve --max-instance-reuse-count 1`). \
         *reuse128* = fnhost with `instance_reuse = 128`; *wasmtime serve default* = its defaults for WASIp3 \
         components (reuse up to 128 requests, up to 16 concurrently per instance). *native* = `native-control`, \
@@ -680,8 +685,9 @@ fn timeout_cost(t: &TimeoutCost) -> Result<(String, String)> {
         interruption on: CPU-time request timeouts) and one with `--no-cpu-timeouts` (no epoch \
         interruption, no timeouts for guests that spin); wrk runs {secs} s at {conns} connections against \
         them alternately, on, off, on, off, … ({pairs} runs each{}). Medians of req/s; the individual runs \
-        are in brackets, in order. *fresh* = `spin.toml` (a new instance per request); *reuse128* = \
-        `spin.toml` + `instance_reuse = 128` for pi and iris. The idle process uses no CPU while the other \
+        are in brackets, in order. *fresh* = `spin-side-by-side.toml` (`spin.toml` with pi from \
+        `{PORTABLE_PI}`, as in section 2; a new instance per request); *reuse128* = the same + \
+        `instance_reuse = 128` for pi and iris. The idle process uses no CPU while the other \
         is measured. *CPU per request* is the server process's user + system time during a run \
         (`/proc/PID/stat`) over the requests it answered, median of the runs: less disturbed by wrk \
         sharing the two cores than req/s, and the difference is what the timeouts cost each request. \
@@ -689,11 +695,15 @@ fn timeout_cost(t: &TimeoutCost) -> Result<(String, String)> {
         timeouts are epoch interruption too) against no timeout, a new instance per request.\n",
         if t.warm_up { ", after an unrecorded 1-second warm-up of each" } else { "" })?;
     writeln!(md, "```sh")?;
-    writeln!(md, "{}", fnhost_shown("spin.toml", ""))?;
-    writeln!(md, "{}", fnhost_shown("spin.toml", " --no-cpu-timeouts"))?;
+    writeln!(md, "{}", fnhost_shown("spin-side-by-side.toml", ""))?;
     writeln!(
         md,
-        "# and both again with spin-reuse128.toml (spin.toml + instance_reuse = 128)"
+        "{}",
+        fnhost_shown("spin-side-by-side.toml", " --no-cpu-timeouts")
+    )?;
+    writeln!(
+        md,
+        "# and both again with spin-reuse128.toml (spin-side-by-side.toml + instance_reuse = 128)"
     )?;
     if wasmtime {
         writeln!(
@@ -783,7 +793,7 @@ fn startup(s: &Startup) -> Result<(String, String)> {
     if !s.wasmtime_serve_pi_s.is_empty() {
         writeln!(
             md,
-            "{}   # pi only, wasmtime's default cache settings",
+            "{}   # pi only (the portable build, as in section 2), wasmtime's default cache settings",
             wasmtime_shown("pi_chudnovsky", true, &[])
         )?;
     }

@@ -197,7 +197,7 @@ fn wasmtime_args(wasm: &str, reuse1: bool) -> Vec<String> {
     if wasm == "iris" {
         a.extend(["--dir".into(), "models/iris/v1::/model".into()]);
     }
-    a.push(format!("target/wasm32-wasip2/release/{wasm}.wasm"));
+    a.push(wasmtime_module(wasm));
     a
 }
 
@@ -256,20 +256,50 @@ pub fn write_manifest(ctx: &Ctx, file: &str, text: &str) -> Result<PathBuf> {
 /// The repository root in manifests as the report shows (and results.json keeps) them.
 pub const ROOT_SHOWN: &str = "$ROOT";
 
-/// spin.toml with absolute paths and `instance_reuse = n` for every component.
-pub fn spin_toml_with_reuse(ctx: &Ctx, n: u32) -> Result<String> {
+/// pi v2 built without Spin's variables (`--no-default-features`, into its own target
+/// directory by [`super::prepare`]): it imports only WASI and wasi:http, so `wasmtime serve`
+/// runs it, and where the benchmark compares the two hosts both serve this one module.
+pub const PORTABLE_PI: &str = "target/bench-portable/wasm32-wasip2/release/pi_chudnovsky.wasm";
+/// The portable pi's cargo target directory, relative to the root.
+pub const PORTABLE_PI_TARGET: &str = "target/bench-portable";
+
+/// The module file `wasmtime serve` runs for `wasm`, relative to the root.
+fn wasmtime_module(wasm: &str) -> String {
+    if wasm == "pi_chudnovsky" {
+        PORTABLE_PI.to_string()
+    } else {
+        format!("target/wasm32-wasip2/release/{wasm}.wasm")
+    }
+}
+
+/// spin.toml as fnhost serves it side by side with `wasmtime serve`: absolute paths, pi from
+/// [`PORTABLE_PI`], and `instance_reuse = n` for every component when `reuse` is given.
+pub fn side_by_side_manifest(ctx: &Ctx, reuse: Option<u32>) -> Result<String> {
     let mut text = std::fs::read_to_string(ctx.root.join("spin.toml"))?;
     let root = ctx.root.display().to_string();
     for (from, to) in [
-        ("source = \"target/", format!("source = \"{root}/target/")),
-        ("source = \"models/", format!("source = \"{root}/models/")),
+        (
+            "source = \"target/wasm32-wasip2/release/pi_chudnovsky.wasm\"".to_string(),
+            format!("source = \"{root}/{PORTABLE_PI}\""),
+        ),
+        (
+            "source = \"target/".to_string(),
+            format!("source = \"{root}/target/"),
+        ),
+        (
+            "source = \"models/".to_string(),
+            format!("source = \"{root}/models/"),
+        ),
     ] {
         ensure!(
-            text.contains(from),
+            text.contains(&from),
             "spin.toml has no `{from}`: update xtask/src/bench/servers.rs"
         );
-        text = text.replace(from, &to);
+        text = text.replace(&from, &to);
     }
+    let Some(n) = reuse else {
+        return Ok(text);
+    };
     for comp in ["pi", "iris"] {
         let table = format!("[component.{comp}.tool.fnhost]");
         if let Some(i) = text.find(&table) {

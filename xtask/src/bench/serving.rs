@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::servers::{
-    checked_wrk, fnhost_shown, spin_toml_with_reuse, start_native, start_wasmtime, wasmtime_shown,
+    checked_wrk, fnhost_shown, side_by_side_manifest, start_native, start_wasmtime, wasmtime_shown,
     write_manifest, Fnhost, IRIS_PATH, NATIVE_SHOWN, PI_PATH,
 };
 use super::wrk::{self, WrkResult};
@@ -85,21 +85,31 @@ pub fn run(ctx: &Ctx) -> Result<Serving> {
         anyhow::Ok(())
     };
 
-    // fnhost, fresh instance per request (spin.toml as is) and instance_reuse = 128.
-    let reuse_manifest =
-        write_manifest(ctx, "spin-reuse128.toml", &spin_toml_with_reuse(ctx, 128)?)?;
+    // fnhost, fresh instance per request and instance_reuse = 128, pi as the portable module
+    // wasmtime serve runs too.
+    let fresh_manifest = write_manifest(
+        ctx,
+        "spin-side-by-side.toml",
+        &side_by_side_manifest(ctx, None)?,
+    )?;
+    let reuse_manifest = write_manifest(
+        ctx,
+        "spin-reuse128.toml",
+        &side_by_side_manifest(ctx, Some(128))?,
+    )?;
     let cache = ctx.work.join("cache-serve");
     for (name, manifest, shown) in [
         (
             "fnhost fresh",
-            ctx.root.join("spin.toml"),
-            fnhost_shown("spin.toml", ""),
+            fresh_manifest,
+            fnhost_shown("spin-side-by-side.toml", "")
+                + "   # spin.toml, pi from the portable build",
         ),
         (
             "fnhost reuse128",
             reuse_manifest,
             fnhost_shown("spin-reuse128.toml", "")
-                + "   # spin.toml + instance_reuse = 128 for pi and iris",
+                + "   # spin-side-by-side.toml + instance_reuse = 128 for pi and iris",
         ),
     ] {
         let host = Fnhost::start(ctx, &name.replace(' ', "-"), &manifest, &cache, &[])?;

@@ -7,7 +7,7 @@ use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 
 use super::servers::{
-    check_route, spin_toml_with_reuse, start_wasmtime, write_manifest, Fnhost, IRIS_PATH,
+    check_route, side_by_side_manifest, start_wasmtime, write_manifest, Fnhost, IRIS_PATH,
     PI_10K_PATH, PI_PATH,
 };
 use super::stats::median;
@@ -121,14 +121,16 @@ pub fn run(ctx: &Ctx) -> Result<TimeoutCost> {
     let reuse_manifest = write_manifest(
         ctx,
         "spin-reuse128-timeouts.toml",
-        &spin_toml_with_reuse(ctx, 128)?,
+        &side_by_side_manifest(ctx, Some(128))?,
+    )?;
+    let fresh_manifest = write_manifest(
+        ctx,
+        "spin-side-by-side-timeouts.toml",
+        &side_by_side_manifest(ctx, None)?,
     )?;
     let cache = ctx.work.join("cache-timeouts");
     let mut rows = Vec::new();
-    for (mode, manifest) in [
-        ("fresh", ctx.root.join("spin.toml")),
-        ("reuse128", reuse_manifest),
-    ] {
+    for (mode, manifest) in [("fresh", fresh_manifest), ("reuse128", reuse_manifest)] {
         // Both servers run side by side; only the one under load does work.
         let on = Fnhost::start(
             ctx,
