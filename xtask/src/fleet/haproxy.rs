@@ -115,7 +115,12 @@ impl Haproxy {
         let url = format!("http://127.0.0.1:{}/stats;csv", self.stats_port);
         let r = self.http.get(&url)?;
         anyhow::ensure!(r.status == 200, "{url}: HTTP {}", r.status);
-        parse_csv(&r.text())
+        let mut stats = parse_csv(&r.text())?;
+        // The request log goes to standard output (`log stdout`), which Server keeps in `.out`.
+        let request_log = self.server.log_path().with_extension("out");
+        stats.client_aborts =
+            client_aborts(&std::fs::read_to_string(request_log).unwrap_or_default());
+        Ok(stats)
     }
 
     /// How many servers the health checks see as UP.
@@ -135,15 +140,36 @@ impl Haproxy {
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     rows: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// Client aborts logged so far (see [`client_aborts`]).
+    client_aborts: u64,
+}
+
+/// Log lines (`option httplog`) of requests the client abandoned before anything was sent
+/// back: termination state `C…` (the client aborted) and 0 bytes sent. HAProxy counts these
+/// as 400 answers (`<BADREQ>` when wrk closes a connection in the middle of a request as it
+/// stops), yet no client received one.
+fn client_aborts(log: &str) -> u64 {
+    log.lines()
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // client, [date], frontend, backend/server, timers, status, bytes, cookie, cookie,
+            // termination state, …
+            fields.len() > 9
+                && fields[6] == "0"
+                && fields[9].len() == 4
+                && fields[9].starts_with('C')
+        })
+        .count() as u64
 }
 
 /// Counters of one scenario: the difference of two [`Stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Counters {
     /// Answers to clients that were not 2xx/3xx (frontend `hrsp_4xx` + `hrsp_5xx` +
-    /// `hrsp_other`). Not `ereq`: besides malformed requests it counts clients that close a
-    /// connection, which wrk does to every connection when it stops (the log file shows each
-    /// with its termination state).
+    /// `hrsp_other`), less the requests their client abandoned with nothing sent back (the
+    /// log's `C…` lines, see [`client_aborts`]). Not `ereq`: besides malformed requests it
+    /// counts clients that close a connection, which wrk does to every connection when it
+    /// stops (the log file shows each with its termination state).
     pub client_failures: u64,
     /// Failures at the replicas: failed connections and broken or empty responses (servers'
     /// `econ` + `eresp`) and 5xx answers (servers' `hrsp_5xx`).
@@ -190,8 +216,9 @@ impl Stats {
     /// What happened between `earlier` and `self`.
     pub fn since(&self, earlier: &Stats) -> Counters {
         let (a, b) = (earlier.totals(), self.totals());
+        let aborted = self.client_aborts - earlier.client_aborts;
         Counters {
-            client_failures: b.client_failures - a.client_failures,
+            client_failures: (b.client_failures - a.client_failures).saturating_sub(aborted),
             replica_failures: b.replica_failures - a.replica_failures,
             retries: b.retries - a.retries,
         }
@@ -218,7 +245,10 @@ fn parse_csv(text: &str) -> Result<Stats> {
         );
         rows.insert(key, row);
     }
-    Ok(Stats { rows })
+    Ok(Stats {
+        rows,
+        client_aborts: 0,
+    })
 }
 
 #[cfg(test)]
@@ -247,5 +277,36 @@ mod tests {
             }
         );
         assert_eq!(after.servers().count(), 2);
+    }
+
+    #[test]
+    fn abandoned_requests_are_not_failures_a_client_saw() {
+        let log = "\
+127.0.0.1:56676 [30/Nov/2026:21:15:16.544] fleet fleet/<NOSRV> -1/-1/-1/-1/0 400 0 - - CR-- 2/1/0/0/0 0/0 \"<BADREQ>\"
+127.0.0.1:56680 [30/Nov/2026:21:15:16.601] fleet replicas/replica2 0/0/0/-1/3 502 209 - - SH-- 3/3/2/1/0 0/0 \"GET /api/v0/pi HTTP/1.1\"
+127.0.0.1:56690 [30/Nov/2026:21:15:16.700] fleet replicas/replica1 0/0/0/1/1 200 93 - - CD-- 3/3/2/1/0 0/0 \"GET /api/v0/pi HTTP/1.1\"
+Server replicas/replica1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: 0ms. 2 active and 0 backup servers left.
+";
+        assert_eq!(client_aborts(log), 1);
+        let mut before = Stats::default();
+        before.rows.insert(
+            ("fleet".into(), "FRONTEND".into()),
+            [("hrsp_4xx".to_string(), "0".to_string())].into(),
+        );
+        let mut after = before.clone();
+        after.rows.insert(
+            ("fleet".into(), "FRONTEND".into()),
+            [
+                ("hrsp_4xx".to_string(), "1".to_string()),
+                ("hrsp_5xx".to_string(), "1".to_string()),
+            ]
+            .into(),
+        );
+        after.client_aborts = client_aborts(log);
+        assert_eq!(
+            after.since(&before).client_failures,
+            1,
+            "the 502 counts, the abort not"
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! Constant load through the load balancer: wrk with a Lua script that gives every request a
-//! user of its own (`x-user: u<thread>-<n>`, what a sticky canary hashes) and counts the 2xx
+//! user of its own (`x-user: u<run>-<thread>-<n>`, what a sticky canary hashes; `<run>`
+//! differs between wrk runs, so runs measuring one canary share are independent samples, not
+//! the same users again) and counts the 2xx
 //! responses by the version that answered them: its `fnhost-version-label` header (two
 //! versions of one module differ only by label and files), else its `fnhost-version`. wrk runs in the background
 //! with a long duration and is stopped by PID with SIGINT (wrk then prints its summary), or
@@ -8,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -30,12 +33,13 @@ function setup(thread)
   table.insert(threads, thread)
 end
 function init(args)
+  run = args[1] or "0"
   n = 0
   versions = {}
 end
 function request()
   n = n + 1
-  return wrk.format(nil, nil, { ["x-user"] = "u" .. id .. "-" .. n })
+  return wrk.format(nil, nil, { ["x-user"] = "u" .. run .. "-" .. id .. "-" .. n })
 end
 function response(status, headers, body)
   if status >= 200 and status < 300 then
@@ -55,6 +59,12 @@ function done(summary, latency, requests)
   end
 end
 "#;
+
+/// A number of its own for every wrk run of this process (the users' prefix).
+fn next_run() -> u64 {
+    static RUNS: AtomicU64 = AtomicU64::new(1);
+    RUNS.fetch_add(1, Ordering::Relaxed)
+}
 
 /// What one load run saw.
 #[derive(Clone, Debug, Default)]
@@ -110,6 +120,8 @@ impl Load {
             .args(["--timeout", "10s", "--latency", "--script"])
             .arg(&script)
             .arg(url)
+            .arg("--")
+            .arg(next_run().to_string())
             .env_remove("RUST_BACKTRACE");
         let server = Server::spawn(&format!("wrk ({name})"), &mut cmd, &log)?;
         Ok(Load { server, log })
