@@ -9,26 +9,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use devkit::process::Server;
-use e2e::{
-    fnhost_bin, free_port, send, wait_until, wasm, Client, Host, Reply, Start, TempDir, TOKEN,
-};
+use e2e::{fnhost_bin, send, wait_until, wasm, Client, Host, Reply, Start, TempDir, TOKEN};
 use sha2::{Digest, Sha256};
 
 /// The registry launcher: one Distribution process with its own config and storage.
 mod registry {
     use super::*;
 
-    pub const BINARY: &str = "/usr/bin/docker-registry";
     const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
+    /// devkit's launcher (config, storage, start and stop by PID), with the registry API
+    /// calls the tests make.
     pub struct Registry {
-        /// The running process; stopped by PID when dropped.
-        server: Option<Server>,
-        /// How many times the process was started (each run logs to a file of its own).
-        runs: usize,
-        pub port: u16,
-        dir: TempDir,
+        process: devkit::registry::Registry,
+        /// Holds the config, the storage and the logs; removed last.
+        _dir: TempDir,
         agent: Client,
         /// `user:password` for the registry's own API calls, when it has basic auth.
         basic: Option<String>,
@@ -46,12 +41,7 @@ mod registry {
         }
 
         fn launch(user: Option<(&str, &str)>) -> Registry {
-            assert!(
-                Path::new(BINARY).is_file(),
-                "{BINARY} is missing: apt-get install docker-registry (.ci/run does)"
-            );
             let dir = TempDir::new("registry");
-            let port = free_port();
             let auth = match user {
                 Some((u, p)) => {
                     let hash = bcrypt::hash(p, 5).unwrap();
@@ -63,65 +53,32 @@ mod registry {
                 }
                 None => String::new(),
             };
-            dir.write(
-                "config.yml",
-                format!(
-                    "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: fnhost-test-registry\n{auth}",
-                    dir.join("storage").display()
-                ),
-            );
-            let mut registry = Registry {
-                server: None,
-                runs: 0,
-                port,
-                dir,
+            let process = devkit::registry::Registry::start(dir.path(), &auth)
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            Registry {
+                process,
+                _dir: dir,
                 agent: Client::new(Duration::from_secs(30)),
                 basic: user.map(|(u, p)| format!("{u}:{p}")),
-            };
-            registry.run();
-            registry
+            }
         }
 
-        /// Starts the process (again: same port, same storage) and waits until it answers.
+        /// Starts the process again (same port, same storage) and waits until it answers.
         pub fn run(&mut self) {
-            assert!(self.server.is_none(), "registry already running");
-            self.runs += 1;
-            let log = self.dir.join(format!("registry-{}.log", self.runs));
-            let mut cmd = Command::new(BINARY);
-            cmd.arg("serve").arg(self.dir.join("config.yml"));
-            let mut server = Server::spawn("docker-registry", &mut cmd, &log)
-                .unwrap_or_else(|e| panic!("{e:#}"));
-            // With basic auth, /v2/ answers 401 to an anonymous client: that is up too.
-            let url = self.url("/v2/");
-            server
-                .wait_ready(
-                    "an answer on /v2/",
-                    Duration::from_secs(20),
-                    Duration::from_millis(50),
-                    || {
-                        e2e::try_send(&self.agent, "GET", &url)
-                            .is_ok_and(|r| r.status == 200 || r.status == 401)
-                    },
-                )
-                .unwrap_or_else(|e| panic!("{e:#}"));
-            self.server = Some(server);
+            self.process.run().unwrap_or_else(|e| panic!("{e:#}"));
         }
 
         /// Stops the process by its PID (SIGTERM, then SIGKILL) and reaps it.
         pub fn stop(&mut self) {
-            if let Some(server) = self.server.take() {
-                server
-                    .terminate(Duration::from_secs(10))
-                    .unwrap_or_else(|e| panic!("{e:#}"));
-            }
+            self.process.stop().unwrap_or_else(|e| panic!("{e:#}"));
         }
 
         pub fn host(&self) -> String {
-            format!("127.0.0.1:{}", self.port)
+            self.process.host()
         }
 
         pub fn url(&self, path: &str) -> String {
-            format!("http://127.0.0.1:{}{path}", self.port)
+            self.process.url(path)
         }
 
         fn call(

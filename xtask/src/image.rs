@@ -5,10 +5,10 @@
 //!   context (binary + the build machine's CA bundle) and runs `docker build` with the
 //!   repository's `Dockerfile` (`FROM scratch`: nothing is pulled). Tags `fnhost:dev` and
 //!   `fnhost:<host crate version>` (the pinned tag the Kubernetes manifests use).
-//! * [`docker_e2e`] (`cargo xtask docker-e2e`): starts its own `dockerd` (own data root, exec
-//!   root, pid file and socket under a temp dir; it leaves the machine's iptables alone), builds
-//!   the image with it and runs it `--read-only` as 65532:65532 with 512 MiB and tmpfs on
-//!   /cache and /state, port published on 127.0.0.1 only. Mounted read-only: `/modules` (the
+//! * [`docker_e2e`] (`cargo xtask docker-e2e`): starts its own `dockerd` ([`crate::docker`]:
+//!   no bridge, no iptables), builds the image with it and runs it `--read-only` as
+//!   65532:65532 with 512 MiB and tmpfs on /cache and /state, with `--network host` and the
+//!   listeners on 127.0.0.1 (no published port, no bridge). Mounted read-only: `/modules` (the
 //!   built pi_chudnovsky.wasm as pi.wasm, iris.wasm) and `/app` (spin.toml and the iris
 //!   models, laid out the way kubelet lays out a ConfigMap volume). Then:
 //!   1. `/readyz`, `/api/v0/pi?ndigits=99` (exact digits, `fnhost-version` = pi@<sha8>) and
@@ -21,6 +21,8 @@
 //!      unpinned ones still by `model-v1`.
 //!
 //!   The container and the daemon are always stopped (daemon by PID), on success and failure.
+//!   [`docker_e2e_in`] runs the same checks in a daemon the caller started (`cargo xtask test`
+//!   shares one daemon and one image build with the fleet rig).
 //!
 //! Every command is printed before it runs.
 
@@ -32,13 +34,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use devkit::cmd::{run, succeeds};
+use devkit::cmd::run;
 use devkit::http::{Client, Response};
 use devkit::install::{ensure_file, ensure_tool};
-use devkit::process::Server;
 use sha2::{Digest, Sha256};
 
 use crate::answers::{check_pi, check_setosa, SETOSA_QUERY};
+use crate::docker::{docker, Container, Dockerd, FnhostRun};
 use crate::workspace::{cargo, target_dir, wasm_dir};
 
 /// The development tag `build_image` always sets.
@@ -54,6 +56,19 @@ pub fn build_image(root: &Path) -> Result<()> {
 
 /// Runs the image end to end under a private `dockerd`; see the module docs.
 pub fn docker_e2e(root: &Path) -> Result<()> {
+    let scratch = devkit::TempDir::new("docker-e2e");
+    let daemon = Dockerd::with_image(root, scratch.path())?;
+    let result = docker_e2e_in(root, &daemon);
+    if result.is_err() {
+        scratch.keep();
+        println!("docker-e2e: dockerd log: {}", daemon.log_path().display());
+    }
+    let stopped = daemon.stop();
+    result.and(stopped)
+}
+
+/// The end-to-end checks in `daemon`, which already has the image.
+pub fn docker_e2e_in(root: &Path, daemon: &Dockerd) -> Result<()> {
     let wasm = wasm_dir();
     let files = E2eFiles {
         chudnovsky: wasm.join("pi_chudnovsky.wasm"),
@@ -75,7 +90,6 @@ pub fn docker_e2e(root: &Path) -> Result<()> {
             f.display()
         );
     }
-    let dockerd = ensure_tool("dockerd", &["docker.io"])?;
 
     let scratch = devkit::TempDir::new("docker-e2e");
     let work = scratch.path();
@@ -97,20 +111,27 @@ pub fn docker_e2e(root: &Path) -> Result<()> {
     ];
     kubelet_write(&app, 1, &e2e_manifest(false), &models)?;
 
-    // Compile before starting the daemon, so a build failure leaves nothing to stop.
-    let context = stage_context()?;
-    let daemon = Dockerd::start(&dockerd, work)?;
-    let result = e2e_with_daemon(root, &context, &daemon, &app, &modules, &files, &models);
-    if result.is_err() {
-        let log = daemon.server.log_path().to_path_buf();
-        let stopped = daemon.stop();
+    let [port, admin_port] = devkit::net::free_ports();
+    let container = daemon.run_fnhost(&FnhostRun {
+        name: format!("fnhost-e2e-{}", std::process::id()),
+        port,
+        admin_port,
+        mounts: vec![
+            (app.clone(), "/app".into()),
+            (modules.clone(), "/modules".into()),
+        ],
+        env: vec![],
+    })?;
+    let outcome = exercise(root, &container, port, &app, &modules, &files, &models);
+    if outcome.is_err() {
         scratch.keep();
-        println!("docker-e2e: FAILED; dockerd log: {}", log.display());
-        return result.and(stopped);
+        println!("docker-e2e: FAILED; container logs:");
+        container.print_logs(200);
+    } else {
+        println!("docker-e2e: passed");
     }
-    daemon.stop()?;
-    println!("docker-e2e: passed");
-    Ok(())
+    let removed = container.remove();
+    outcome.and(removed)
 }
 
 struct E2eFiles {
@@ -205,58 +226,9 @@ pub(crate) fn kubelet_write(
     Ok(())
 }
 
-fn e2e_with_daemon(
-    root: &Path,
-    context: &Path,
-    daemon: &Dockerd,
-    app: &Path,
-    modules: &Path,
-    files: &E2eFiles,
-    models: &[(&str, Vec<u8>)],
-) -> Result<()> {
-    docker_build(root, context, Some(&daemon.host))?;
-
-    let port = devkit::net::free_port();
-    let name = format!("fnhost-e2e-{}", std::process::id());
-    let container = Container {
-        name: name.clone(),
-        host: daemon.host.clone(),
-        removed: false,
-    };
-    run(daemon
-        .docker()
-        .args(["run", "--detach", "--name", &name])
-        .args(["--read-only", "--user", "65532:65532", "--memory", "512m"])
-        .args(["--cap-drop", "ALL", "--security-opt", "no-new-privileges"])
-        .args([
-            "--tmpfs",
-            "/cache:rw,noexec,nosuid,size=256m,uid=65532,gid=65532,mode=0700",
-        ])
-        .args([
-            "--tmpfs",
-            "/state:rw,noexec,nosuid,size=1m,uid=65532,gid=65532,mode=0700",
-        ])
-        .arg("--volume")
-        .arg(format!("{}:/app:ro", app.display()))
-        .arg("--volume")
-        .arg(format!("{}:/modules:ro", modules.display()))
-        .arg("--publish")
-        .arg(format!("127.0.0.1:{port}:3000"))
-        .arg(IMAGE))?;
-    let outcome = exercise(root, &container, daemon, port, app, modules, files, models);
-    if outcome.is_err() {
-        println!("docker-e2e: container logs:");
-        let _ = run(daemon.docker().args(["logs", "--tail", "200", &name]));
-    }
-    let removed = container.remove();
-    outcome.and(removed)
-}
-
-#[allow(clippy::too_many_arguments)]
 fn exercise(
     root: &Path,
     c: &Container,
-    daemon: &Dockerd,
     port: u16,
     app: &Path,
     modules: &Path,
@@ -278,17 +250,7 @@ fn exercise(
                 break;
             }
         }
-        let state = daemon
-            .docker()
-            .args(["inspect", "--format", "{{.State.Status}}", &c.name])
-            .output()?;
-        let state = String::from_utf8_lossy(&state.stdout);
-        ensure!(
-            state.trim() == "running",
-            "container {} is {:?} before becoming ready",
-            c.name,
-            state.trim()
-        );
+        c.ensure_running().context("before becoming ready")?;
         ensure!(
             Instant::now() < deadline,
             "/readyz did not return 200 within 120 s"
@@ -412,7 +374,7 @@ fn build_image_with(root: &Path, docker_host: Option<&str>) -> Result<()> {
 }
 
 /// Builds the static binary and stages the Docker build context; returns its directory.
-fn stage_context() -> Result<PathBuf> {
+pub(crate) fn stage_context() -> Result<PathBuf> {
     ensure_tool("musl-gcc", &["musl-tools"])?;
     run(Command::new("rustup").args(["target", "add", MUSL_TARGET]))?;
     run(cargo()
@@ -453,7 +415,7 @@ fn stage_context() -> Result<PathBuf> {
 }
 
 /// `docker build` of the staged context with the repository's Dockerfile.
-fn docker_build(root: &Path, context: &Path, docker_host: Option<&str>) -> Result<()> {
+pub(crate) fn docker_build(root: &Path, context: &Path, docker_host: Option<&str>) -> Result<()> {
     let pinned = format!("fnhost:{}", host_version(root)?);
     let mut build = docker(docker_host);
     build
@@ -564,15 +526,7 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
         })
 }
 
-fn docker(host: Option<&str>) -> Command {
-    let mut c = Command::new("docker");
-    if let Some(h) = host {
-        c.env("DOCKER_HOST", h);
-    }
-    c
-}
-
-fn make_world_readable(dir: &Path) -> Result<()> {
+pub(crate) fn make_world_readable(dir: &Path) -> Result<()> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
@@ -583,113 +537,4 @@ fn make_world_readable(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A private Docker daemon under `<work>/docker`, stopped by PID.
-struct Dockerd {
-    server: Server,
-    host: String,
-    dir: PathBuf,
-    /// Whether the `docker0` bridge existed before this daemon started (if not, it is removed).
-    had_bridge: bool,
-}
-
-impl Dockerd {
-    fn start(dockerd: &Path, work: &Path) -> Result<Dockerd> {
-        let dir = work.join("docker");
-        fs::create_dir_all(&dir)?;
-        let sock = dir.join("docker.sock");
-        let host = format!("unix://{}", sock.display());
-        let had_bridge = Path::new("/sys/class/net/docker0").exists();
-        let mut cmd = Command::new(dockerd);
-        cmd.arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("dockerd.pid"))
-            .arg("--host")
-            .arg(&host)
-            // Leave the machine's firewall and forwarding settings alone: published ports
-            // reach the container through docker-proxy, which needs neither.
-            .args(["--iptables=false", "--ip-forward=false", "--ip-masq=false"]);
-        let server = Server::spawn("dockerd", &mut cmd, &dir.join("dockerd.log"))?;
-        let mut d = Dockerd {
-            server,
-            host,
-            dir,
-            had_bridge,
-        };
-        println!("docker-e2e: dockerd pid {}", d.server.pid());
-        let probe = d.host.clone();
-        let up = d.server.wait_ready(
-            "answering `docker version`",
-            Duration::from_secs(60),
-            Duration::from_millis(250),
-            || succeeds(docker(Some(&probe)).args(["version", "--format", "{{.Server.Version}}"])),
-        );
-        if let Err(e) = up {
-            let _ = d.stop();
-            return Err(e.context("dockerd cannot run on this machine"));
-        }
-        println!("docker-e2e: dockerd is up at {}", d.host);
-        Ok(d)
-    }
-
-    fn docker(&self) -> Command {
-        docker(Some(&self.host))
-    }
-
-    /// SIGTERM by PID, then SIGKILL after 20 s; then the containerd it started, the bridge it
-    /// created, and its data root.
-    fn stop(self) -> Result<()> {
-        let containerd_pid = fs::read_to_string(self.dir.join("exec/containerd/containerd.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok());
-        if self.server.terminate(Duration::from_secs(20)).is_err() {
-            println!("docker-e2e: dockerd did not stop within 20 s of SIGTERM and was killed");
-        }
-        // dockerd stops its containerd on SIGTERM; after a SIGKILL it may be left behind.
-        if let Some(pid) = containerd_pid {
-            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let exec_root = self.dir.join("exec");
-            if String::from_utf8_lossy(&cmdline).contains(&*exec_root.to_string_lossy()) {
-                println!("docker-e2e: killing the containerd dockerd left behind (pid {pid})");
-                let _ = devkit::process::signal(pid, devkit::process::Signal::KILL);
-            }
-        }
-        if !self.had_bridge && Path::new("/sys/class/net/docker0").exists() {
-            let _ = run(Command::new("ip").args(["link", "delete", "docker0"]));
-        }
-        let data = self.dir.join("data");
-        if data.exists() {
-            // Overlay mounts are gone once the daemon has exited; a leftover one is reported.
-            fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
-        }
-        Ok(())
-    }
-}
-
-/// A running container, removed (`docker rm -f`) when done, also on an early return.
-struct Container {
-    name: String,
-    host: String,
-    removed: bool,
-}
-
-impl Container {
-    fn remove(mut self) -> Result<()> {
-        self.removed = true;
-        run(docker(Some(&self.host)).args(["rm", "--force", &self.name]))
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        if !self.removed {
-            let _ = docker(Some(&self.host))
-                .args(["rm", "--force", &self.name])
-                .status();
-        }
-    }
 }

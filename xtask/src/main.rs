@@ -2,11 +2,14 @@
 //!
 //! This file is the command line (clap) and nothing else: each subcommand calls one function
 //! of a module. `workspace` builds and tests, `bench` measures, `image` and `k8s` package and
-//! deploy, `fuzz` fuzzes; `devkit` (a crate shared with the end-to-end tests) runs commands,
+//! deploy, `docker` runs a private Docker daemon for `image` and `fleet` (three replicas
+//! behind a load balancer), `fuzz` fuzzes; `devkit` (a crate shared with the end-to-end tests) runs commands,
 //! installs packages, starts servers and talks HTTP for all of them.
 
 mod answers;
 mod bench;
+mod docker;
+mod fleet;
 mod fuzz;
 mod image;
 mod k8s;
@@ -58,6 +61,12 @@ enum Task {
     K8sFlows,
     /// Build the image and test it in a private Docker daemon
     DockerE2e,
+    /// Three replicas of the image behind HAProxy, six rollouts under load
+    Fleet {
+        /// Hold each state for seconds only (what `cargo xtask test` runs)
+        #[arg(long)]
+        quick: bool,
+    },
     /// Retrain the iris models from functions/iris/data/iris.csv
     TrainIris,
     /// Retrain every model the repository ships (linfa and scikit-learn → ONNX); deterministic
@@ -78,6 +87,7 @@ fn main() -> std::process::ExitCode {
         Task::K8sManifests { modules_url } => k8s::manifests(&root, &modules_url),
         Task::K8sFlows => k8s::flows(&root),
         Task::DockerE2e => image::docker_e2e(&root),
+        Task::Fleet { quick } => fleet::run(&root, quick).map(|_| ()),
         Task::TrainIris => workspace::train_iris(),
         Task::TrainModels => workspace::train_models(),
         Task::Fuzz(options) => fuzz::run(&root, &options),

@@ -9,7 +9,8 @@ use devkit::cmd::{capture, run};
 use devkit::install::{pip_install, PipPackage};
 use devkit::python::{activated, spin_sdk_venv, PythonComponent};
 
-use crate::{bench, image, k8s};
+use crate::docker::Dockerd;
+use crate::{bench, fleet, image, k8s};
 
 /// The components `cargo xtask up` serves (crate names).
 const FUNCTIONS: &[&str] = &["pi-chudnovsky", "pi-picrunch", "iris", "onnx-model"];
@@ -132,8 +133,23 @@ pub fn test() -> Result<()> {
     validate_spin_toml(&root)?;
     k8s::validate(&root)?;
     k8s::flows(&root)?;
-    image::docker_e2e(&root)?;
+    containers(&root)?;
     bench::run(&root, &bench::Options::quick())
+}
+
+/// The container tests in one private Docker daemon with one image build: the image end to
+/// end, then the fleet's six scenarios, short.
+fn containers(root: &Path) -> Result<()> {
+    let scratch = devkit::TempDir::new("test-docker");
+    let daemon = Dockerd::with_image(root, scratch.path())?;
+    let result = image::docker_e2e_in(root, &daemon)
+        .and_then(|()| fleet::run_in(root, &daemon, true).map(|_| ()));
+    if result.is_err() {
+        println!("dockerd log: {}", daemon.log_path().display());
+        scratch.keep();
+    }
+    let stopped = daemon.stop();
+    result.and(stopped)
 }
 
 /// spin.toml must stay runnable by Spin: validate it against Spin's own JSON Schema.

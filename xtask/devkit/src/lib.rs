@@ -8,7 +8,8 @@
 //!   stopped by PID on drop; its memory and CPU time from `/proc`.
 //! * [`python`]: virtual environments from pinned requirements; Python components built with
 //!   componentize-py and Spin's Python SDK.
-//! * [`static_server`]: a file server on 127.0.0.1 that counts requests.
+//! * [`static_server`]: a file server on 127.0.0.1 that counts requests; [`registry`]: an OCI
+//!   registry (Distribution) on 127.0.0.1, stopped and started again at will.
 //! * [`spin_build`]: a Spin manifest's component build commands, run as `spin build` does.
 //! * [`net`]: free loopback ports; [`scratch`]: temporary directories (tempfile);
 //!   [`workspace`]: where the workspace and its target directory are.
@@ -21,6 +22,7 @@ pub mod install;
 pub mod net;
 pub mod process;
 pub mod python;
+pub mod registry;
 pub mod scratch;
 pub mod spin_build;
 pub mod static_server;

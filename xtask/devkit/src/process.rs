@@ -137,12 +137,18 @@ impl Server {
     }
 
     /// SIGTERM, then waits up to `grace` for the exit (SIGKILL after it); returns the status.
-    pub fn terminate(mut self, grace: Duration) -> Result<ExitStatus> {
+    pub fn terminate(self, grace: Duration) -> Result<ExitStatus> {
+        self.stop_with(Signal::TERM, grace)
+    }
+
+    /// `sig` (SIGINT makes wrk print its summary), then waits up to `grace` for the exit
+    /// (SIGKILL after it); returns the status.
+    pub fn stop_with(mut self, sig: Signal, grace: Duration) -> Result<ExitStatus> {
         let mut child = self.child.take().context("process already stopped")?;
-        let status = stop(&mut child, grace)?;
+        let status = stop(&mut child, sig, grace)?;
         status.with_context(|| {
             format!(
-                "{} did not exit within {grace:?} of SIGTERM and was killed",
+                "{} did not exit within {grace:?} of {sig:?} and was killed",
                 self.name
             )
         })
@@ -167,17 +173,17 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = stop(&mut child, DROP_GRACE);
+            let _ = stop(&mut child, Signal::TERM, DROP_GRACE);
         }
     }
 }
 
-/// SIGTERM to `child`, reaped within `grace`; otherwise SIGKILL and reaped: `Ok(None)`.
-fn stop(child: &mut Child, grace: Duration) -> Result<Option<ExitStatus>> {
+/// `sig` to `child`, reaped within `grace`; otherwise SIGKILL and reaped: `Ok(None)`.
+fn stop(child: &mut Child, sig: Signal, grace: Duration) -> Result<Option<ExitStatus>> {
     if let Some(status) = child.try_wait()? {
         return Ok(Some(status));
     }
-    let _ = signal(child.id(), Signal::TERM);
+    let _ = signal(child.id(), sig);
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait()? {

@@ -27,6 +27,9 @@
 //! 7. [`models`]: one RandomForest served by fnhost's generic ONNX component, MLServer
 //!    (mlserver-sklearn) and onnxruntime behind http.server, on the same V2 request; and
 //!    `fnhost new onnx-model` → first 200.
+//! 8. the fleet ([`crate::fleet`]): three replicas of the image behind HAProxy, six rollouts
+//!    under load, full length. Not in `--quick`: `cargo xtask test` runs `fleet --quick`
+//!    itself, in the Docker daemon and with the image it already has.
 //!
 //! `--quick` (CI) uses small sizes, short wrk runs at one connection count and skips
 //! `wasmtime serve`; it runs the same code, starts every server it uses, checks every answer,
@@ -51,7 +54,7 @@ mod serving;
 mod startup;
 mod stats;
 mod timeout_cost;
-mod wrk;
+pub(crate) mod wrk;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -97,6 +100,7 @@ pub enum Section {
     PerInstance,
     Python,
     Models,
+    Fleet,
 }
 
 impl Section {
@@ -112,6 +116,7 @@ impl Section {
             Section::PerInstance => "5. per-instance cost",
             Section::Python => "6. Python pi",
             Section::Models => "7. model serving",
+            Section::Fleet => "8. fleet",
         }
     }
 }
@@ -156,6 +161,10 @@ pub fn run(root: &Path, options: &Options) -> Result<()> {
         if !(all || options.sections.contains(section)) {
             continue;
         }
+        if *section == Section::Fleet && ctx.quick {
+            println!("bench: the fleet section is not part of --quick (`cargo xtask test` runs `cargo xtask fleet --quick`)");
+            continue;
+        }
         let before = loadavg();
         let t = Instant::now();
         measure(&ctx, *section, &mut results)
@@ -191,6 +200,7 @@ fn measure(ctx: &Ctx, section: Section, results: &mut Results) -> Result<()> {
         Section::PerInstance => results.per_instance = Some(per_instance::run(ctx)?),
         Section::Python => results.python = Some(python::run(ctx)?),
         Section::Models => results.models = Some(models::run(ctx)?),
+        Section::Fleet => results.fleet = Some(crate::fleet::run(&ctx.root, false)?),
     }
     Ok(())
 }

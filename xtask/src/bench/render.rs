@@ -22,6 +22,7 @@ use super::stats::{fmt_ms, fmt_s, max, median, min, runs};
 use super::timeout_cost::TimeoutCost;
 use super::wrk;
 use super::Ctx;
+use crate::fleet::FleetReport;
 
 /// How the targets line says whether a target was met.
 pub fn verdict(ok: bool) -> &'static str {
@@ -74,6 +75,7 @@ fn markdown(ctx: &Ctx, r: &Results) -> Result<String> {
         r.per_instance.as_ref().map(per_instance),
         r.python.as_ref().map(python_pi),
         r.models.as_ref().map(super::models::render),
+        r.fleet.as_ref().map(fleet),
     ]
     .into_iter()
     .flatten()
@@ -993,6 +995,77 @@ fn python_pi(p: &PythonPi) -> Result<(String, String)> {
         "Python pi at {c} connections (goals: reuse ≥ 2× Flask, fresh ≥ 1× Flask): {}; instantiation {:.0} µs.",
         ratios.join("; "),
         p.instantiation_mean_us
+    );
+    Ok((line, md))
+}
+
+fn fleet(f: &FleetReport) -> Result<(String, String)> {
+    let mut md = String::new();
+    writeln!(
+        md,
+        "## 8. Three replicas behind a load balancer
+"
+    )?;
+    writeln!(md, "`cargo xtask fleet` (module docs in `xtask/src/fleet/`): three containers of the `fnhost:dev` image \
+        in a private Docker daemon, `--network host` on loopback ports, modules from Debian's `docker-registry` on loopback, \
+        one ConfigMap directory updated kubelet-style, HAProxy in front (health checks on `/readyz`, retries of GET on \
+        connection failure, empty response and 5xx, on another replica). wrk (2 threads, 8 connections, a new `x-user` per \
+        request) runs through HAProxy during every scenario. *failed*: non-2xx and socket errors at wrk (HAProxy's \
+        frontend counted the same); *replica failures*: failed connections, broken responses and 5xx at the replicas \
+        (HAProxy's server counters); *retried*: HAProxy's retries and redispatches; *converged in*: ConfigMap write → \
+        every replica's `/v1/status` reports the new state (for several steps, one value each).\n")?;
+    writeln!(md, "```sh\ncargo xtask fleet\n```\n")?;
+    writeln!(md, "| scenario | requests | failed | p99 | canary share (set) | converged in | replica failures | retried |")?;
+    writeln!(md, "|---|---:|---:|---:|---|---|---:|---:|")?;
+    for s in &f.scenarios {
+        let share = if s.canary.is_empty() {
+            "—".to_string()
+        } else {
+            s.canary
+                .iter()
+                .map(|(got, set)| format!("{got:.1}% ({set}%)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let converged = s
+            .converged_in_s
+            .iter()
+            .map(|c| format!("{c:.2} s"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {share} | {converged} | {} | {} |",
+            s.name,
+            s.requests,
+            s.failed,
+            fmt_ms(s.p99_ms),
+            s.replica_failures,
+            s.retries
+        )?;
+    }
+    let pushes = f
+        .pushes
+        .iter()
+        .map(|(m, bytes, ms)| format!("{m} ({} KB) {ms:.0} ms", bytes / 1000))
+        .collect::<Vec<_>>()
+        .join(", ");
+    writeln!(md, "\n`fnhost push` over loopback: {pushes}; `fnhost pull` of pi 2.0.0: {:.0} ms. \
+        Three replicas ready {:.2} s after `docker run` (each pulls and compiles three modules). Whole run {:.0} s.\n",
+        f.pull_ms, f.replicas_ready_s, f.total_s)?;
+    let failed: u64 = f.scenarios.iter().map(|s| s.failed).sum();
+    let shares = f
+        .scenarios
+        .iter()
+        .flat_map(|s| s.canary.iter())
+        .map(|(got, set)| format!("{got:.1}% (set {set}%)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let killed = f.scenarios.iter().find(|s| s.name == "replica-killed");
+    let line = format!(
+        "Fleet (3 replicas behind HAProxy, 6 rollouts under load): {failed} failed requests in all; canary share {shares}; replica killed mid-rollout: {} failures at the replicas, {} retries by HAProxy.",
+        killed.map_or(0, |k| k.replica_failures),
+        killed.map_or(0, |k| k.retries)
     );
     Ok((line, md))
 }

@@ -16,6 +16,7 @@ use super::serving::Serving;
 use super::startup::Startup;
 use super::timeout_cost::TimeoutCost;
 use super::Section;
+use crate::fleet::FleetReport;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Results {
@@ -43,6 +44,9 @@ pub struct Results {
     /// Section 7 (absent in results written before it existed).
     #[serde(default)]
     pub models: Option<ModelServing>,
+    /// Absent from results written before the fleet section (8) existed.
+    #[serde(default)]
+    pub fleet: Option<FleetReport>,
     /// The targets line, as rendered from the sections above.
     pub targets: Vec<String>,
 }
@@ -76,6 +80,7 @@ impl Results {
             per_instance: None,
             python: None,
             models: None,
+            fleet: None,
             targets: Vec::new(),
         }
     }
