@@ -337,6 +337,45 @@ fn outgoing_http_only_to_allowed_hosts() {
 }
 
 #[test]
+fn a_wasip2_instance_is_reused_under_concurrent_requests() {
+    // wasi:http@0.2 components (componentize-py's plain builds, spin-sdk 5, `wasmtime serve`
+    // examples) opt into reuse as WASIp3 ones do; their handler is synchronous, so one
+    // instance takes its requests one after another.
+    let dir = fixture();
+    dir.write(
+        "spin.toml",
+        format!("{MANIFEST}\n[component.hello.tool.fnhost]\ninstance_reuse = 50\n"),
+    );
+    let host = Host::start(dir.path());
+    let instantiations = || -> u64 {
+        let m = host.admin("GET", "/metrics", None).text();
+        m.lines()
+            .find_map(|l| l.strip_prefix("fnhost_instantiation_duration_seconds_count "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let before = instantiations();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let host = &host;
+            s.spawn(move || {
+                for i in 0..10 {
+                    let r = host.get(&format!("/p2/t{t}?i={i}"));
+                    assert_eq!(r.status, 200, "{}", r.text());
+                    assert_eq!(r.text(), format!("hello from p2 /p2/t{t}?i={i}"));
+                }
+            });
+        }
+    });
+    let used = instantiations() - before;
+    assert!(
+        (2..=16).contains(&used),
+        "80 requests, 8 at a time, at most 50 per instance: {used} instantiations"
+    );
+}
+
+#[test]
 fn instance_reuse_is_opt_in() {
     let dir = fixture();
     dir.write(

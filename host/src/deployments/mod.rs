@@ -249,12 +249,7 @@ impl Deployments {
             allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
             memory_limit_bytes: limits.memory_limit_bytes,
             request_timeout: limits.request_timeout,
-            // Only WASIp3 instances can serve more than one request.
-            instance_reuse: if prepared.world == World::P3 {
-                limits.instance_reuse
-            } else {
-                1
-            },
+            instance_reuse: limits.instance_reuse,
             grants: self.runtime.grant(&spec.grants)?,
         };
         let handler = self.runtime.version_handler(prepared.pre, policy);

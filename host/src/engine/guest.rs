@@ -237,7 +237,11 @@ impl HandlerState for VersionState {
             proxy,
             view: WasiHttpView::http,
             expiration: Expiration::new(self.policy.request_timeout, faults, requests),
-            state: Worker::new(self.policy.instance_reuse, self.policy.request_timeout),
+            state: Worker::new(
+                self.policy.instance_reuse,
+                matches!(self.pre, ProxyPre::P3(_)),
+                self.policy.request_timeout,
+            ),
         })
     }
 }

@@ -11,7 +11,7 @@
 //! [`Runtime::prepare`] does the slow work (hash, compile or load from the cache, link, detect
 //! the world) and is only ever called beside the request path. A [`VersionHandler`] is what the
 //! request path calls: it creates a fresh, isolated store and instance per request from the
-//! pre-instantiated component (or reuses a WASIp3 instance when the component opts in).
+//! pre-instantiated component (or reuses an instance when the component opts in).
 
 mod cache;
 mod epoch;

@@ -1,9 +1,10 @@
 //! How long an instance lives and how many requests it takes: wasmtime-wasi-http's
 //! `WorkerState` and `WorkerExpiration` for fnhost.
 //!
-//! A fresh instance per request (reuse 1) takes exactly one request. A reused WASIp3 instance
-//! takes up to `instance_reuse` requests, at most [`MAX_CONCURRENT_PER_REUSED_INSTANCE`] at
-//! once, and is dropped after a second idle. Every request has its own deadline (the future
+//! A fresh instance per request (reuse 1) takes exactly one request. A reused instance takes
+//! up to `instance_reuse` requests and is dropped after a second idle: a WASIp3 one at most
+//! [`MAX_CONCURRENT_PER_REUSED_INSTANCE`] at once, a WASIp2 one (whose handler is a synchronous
+//! export that cannot be entered twice) one after another, as `wasmtime serve` does. Every request has its own deadline (the future
 //! `on_request_start` returns); [`Expiration`] is the second line of defence that wasmtime's
 //! docs ask for, polled from outside the store's event loop, for guests blocked in host calls.
 
@@ -85,13 +86,20 @@ impl WorkerExpiration for Expiration {
 
 pub struct Worker {
     reuse: u32,
+    max_concurrent: usize,
     request_timeout: Duration,
 }
 
 impl Worker {
-    pub(super) fn new(reuse: u32, request_timeout: Duration) -> Worker {
+    /// `concurrent`: whether the handler can run requests concurrently (WASIp3's async export).
+    pub(super) fn new(reuse: u32, concurrent: bool, request_timeout: Duration) -> Worker {
         Worker {
             reuse,
+            max_concurrent: if reuse > 1 && concurrent {
+                MAX_CONCURRENT_PER_REUSED_INSTANCE
+            } else {
+                1
+            },
             request_timeout,
         }
     }
@@ -102,14 +110,9 @@ impl WorkerState for Worker {
     type RequestData = RequestData;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
-        let max_concurrent = if self.reuse > 1 {
-            MAX_CONCURRENT_PER_REUSED_INSTANCE
-        } else {
-            1
-        };
         if total >= self.reuse as usize {
             ShouldAccept::Never
-        } else if concurrent >= max_concurrent {
+        } else if concurrent >= self.max_concurrent {
             ShouldAccept::No
         } else {
             ShouldAccept::Yes
