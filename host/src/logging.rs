@@ -10,7 +10,7 @@
 //! [`flush`] writes what is left when the host stops; a host killed with SIGKILL loses at most
 //! the last [`FLUSH_INTERVAL`] of access lines.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ pub fn init(format: LogFormat) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours for a person at a terminal; none in files, pipes and container logs.
+        .with_ansi(io::stderr().is_terminal())
         .with_writer(StderrLog);
     match format {
         LogFormat::Text => builder.with_target(false).init(),
