@@ -321,6 +321,9 @@ impl Host {
             println!("GET http://{public_addr}{route} → component {component}");
         }
         println!("admin API on http://{admin_addr} (bearer token required)");
+        // Before the first request is accepted: a SIGTERM that comes any time after that must
+        // drain, not kill (on a busy machine this task can lag behind the accept loops).
+        let shutdown = ShutdownSignals::install()?;
         tracing::info!(%public_addr, %admin_addr, app = %self.app.name, "serving");
 
         if self.watch {
@@ -378,7 +381,7 @@ impl Host {
             ));
         }
 
-        shutdown_signal().await;
+        shutdown.recv().await;
         tracing::info!("shutting down: no new connections; finishing requests in flight");
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
@@ -387,11 +390,25 @@ impl Host {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT, handled from the moment they are installed.
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> Result<ShutdownSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
     }
 }
