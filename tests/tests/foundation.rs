@@ -336,6 +336,11 @@ fn outgoing_http_only_to_allowed_hosts() {
     );
 }
 
+/// Instances the host has created so far (all components).
+fn instantiations(host: &Host) -> u64 {
+    host.metric("fnhost_instantiation_duration_seconds_count") as u64
+}
+
 #[test]
 fn a_wasip2_instance_is_reused_under_concurrent_requests() {
     // wasi:http@0.2 components (componentize-py's plain builds, spin-sdk 5, `wasmtime serve`
@@ -347,15 +352,7 @@ fn a_wasip2_instance_is_reused_under_concurrent_requests() {
         format!("{MANIFEST}\n[component.hello.tool.fnhost]\ninstance_reuse = 50\n"),
     );
     let host = Host::start(dir.path());
-    let instantiations = || -> u64 {
-        let m = host.admin("GET", "/metrics", None).text();
-        m.lines()
-            .find_map(|l| l.strip_prefix("fnhost_instantiation_duration_seconds_count "))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let before = instantiations();
+    let before = instantiations(&host);
     std::thread::scope(|s| {
         for t in 0..8 {
             let host = &host;
@@ -368,7 +365,7 @@ fn a_wasip2_instance_is_reused_under_concurrent_requests() {
             });
         }
     });
-    let used = instantiations() - before;
+    let used = instantiations(&host) - before;
     assert!(
         (2..=16).contains(&used),
         "80 requests, 8 at a time, at most 50 per instance: {used} instantiations"
@@ -383,24 +380,19 @@ fn instance_reuse_is_opt_in() {
         format!("{MANIFEST}\n[component.faults.tool.fnhost]\ninstance_reuse = 50\n"),
     );
     let host = Host::start(dir.path());
-    let count = |host: &Host| -> u64 {
-        let m = host.admin("GET", "/metrics", None).text();
-        m.lines()
-            .find_map(|l| l.strip_prefix("fnhost_instantiation_duration_seconds_count "))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
     for _ in 0..40 {
         assert_eq!(host.get("/api/ok").status, 200);
     }
     assert!(
-        count(&host) <= 2,
+        instantiations(&host) <= 2,
         "reused: {} instantiations for 40 requests",
-        count(&host)
+        instantiations(&host)
     );
     for _ in 0..10 {
         assert_eq!(host.get("/api/v0/pi?ndigits=3").status, 200);
     }
-    assert!(count(&host) >= 10, "pi keeps a fresh instance per request");
+    assert!(
+        instantiations(&host) >= 10,
+        "pi keeps a fresh instance per request"
+    );
 }
