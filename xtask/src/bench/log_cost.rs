@@ -10,9 +10,9 @@ use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 
 use super::render::verdict;
-use super::servers::{fnhost_shown, Fnhost, IRIS_PATH, PI_PATH};
+use super::servers::{fnhost_shown, IRIS_PATH, PI_PATH};
 use super::stats::{median, runs};
-use super::timeout_cost::{measure_on_off, modes, OnOffRow, Side};
+use super::timeout_cost::{measure_on_off, modes, start_pair, OnOffRow, Side};
 use super::{wrk, Ctx};
 
 /// Routes measured: the short requests, where a log line weighs most.
@@ -46,23 +46,14 @@ pub fn run(ctx: &Ctx) -> Result<LogCost> {
     let cache = ctx.work.join("cache-log");
     let mut rows = Vec::new();
     for (mode, manifest) in modes(ctx, "log")? {
-        // Both servers run side by side; only the one under load does work.
-        let on = Fnhost::start(
+        let [on, off] = start_pair(
             ctx,
-            &format!("fnhost-{mode}-log-on"),
-            &manifest,
-            &cache,
-            &[],
-        )?;
-        let off = Fnhost::spawn_with_env(
-            ctx,
-            &format!("fnhost-{mode}-log-off"),
+            &format!("fnhost-{mode}-log"),
             &manifest,
             &cache,
             &[],
             &[LOG_OFF],
-        )?
-        .ready()?;
+        )?;
         for (route, path) in ROUTES {
             rows.push(measure_on_off(
                 ctx,

@@ -3,7 +3,7 @@
 //! `--no-cpu-timeouts`, measured alternately (req/s and server CPU time per request); and the
 //! same for `wasmtime serve -W timeout` against no timeout.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -162,26 +162,42 @@ pub fn modes(ctx: &Ctx, tag: &str) -> Result<[(&'static str, PathBuf); 2]> {
     ])
 }
 
+/// The two servers of an on/off measurement, side by side on one manifest (only the one under
+/// load does work): `on` with fnhost's defaults, `off` with `off_args` and `off_env`.
+pub fn start_pair(
+    ctx: &Ctx,
+    name: &str,
+    manifest: &Path,
+    cache: &Path,
+    off_args: &[&str],
+    off_env: &[(&str, &str)],
+) -> Result<[Fnhost; 2]> {
+    let on = Fnhost::start(ctx, &format!("{name}-on"), manifest, cache, &[])?;
+    let off = Fnhost::spawn_with_env(
+        ctx,
+        &format!("{name}-off"),
+        manifest,
+        cache,
+        off_args,
+        off_env,
+    )?
+    .ready()?;
+    Ok([on, off])
+}
+
 pub fn run(ctx: &Ctx) -> Result<TimeoutCost> {
     let (secs, pairs) = if ctx.quick { (1u32, 2usize) } else { (5, 3) };
     let conns = 16;
     let cache = ctx.work.join("cache-timeouts");
     let mut rows = Vec::new();
     for (mode, manifest) in modes(ctx, "timeouts")? {
-        // Both servers run side by side; only the one under load does work.
-        let on = Fnhost::start(
+        let [on, off] = start_pair(
             ctx,
-            &format!("fnhost-{mode}-timeouts-on"),
-            &manifest,
-            &cache,
-            &[],
-        )?;
-        let off = Fnhost::start(
-            ctx,
-            &format!("fnhost-{mode}-timeouts-off"),
+            &format!("fnhost-{mode}-timeouts"),
             &manifest,
             &cache,
             &["--no-cpu-timeouts"],
+            &[],
         )?;
         for (route, path, _) in ROUTES {
             rows.push(measure_on_off(

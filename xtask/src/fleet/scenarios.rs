@@ -32,8 +32,11 @@ fn classify_path() -> String {
     format!("/api/v01/classify?{SETOSA_QUERY}")
 }
 
+/// One scenario: drives the rig and records what it measured.
+type Scenario = fn(&mut Rig, &mut Tally) -> Result<()>;
+
 pub fn run_all(rig: &mut Rig) -> Result<Vec<ScenarioResult>> {
-    let scenarios: [(&str, fn(&mut Rig, &mut Tally) -> Result<()>); 6] = [
+    let scenarios: [(&str, Scenario); 6] = [
         ("rolling-update", rolling_update),
         ("canary", canary),
         ("blue-green", blue_green),
