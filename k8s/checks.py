@@ -35,7 +35,9 @@ Checks, per rendering:
     fnhost could not read it), total size below the 1 MiB ConfigMap limit.
   * spin.toml (from the ConfigMap) parses as TOML and validates against Spin's
     manifest JSON schema; every component and candidate source is
-    `{ url, digest = "sha256:<64 hex>" }` (modules never ride in ConfigMaps);
+    `{ url = "oci://HOST[:PORT]/REPOSITORY:TAG", digest = "sha256:<64 hex>" }`
+    (modules never ride in ConfigMaps), and the registry's port (443, 80 for
+    a registry in insecure_registries, or the one given) is open for egress;
     every `files` source directory is provided by the ConfigMap projection;
     every HTTP trigger names a defined component.
   * HPA, PDB and NetworkPolicy target the Deployment's pods; named ports in
@@ -69,6 +71,10 @@ DEFAULT_MEMORY_LIMIT = 128 << 20
 DRAIN_BEYOND_TIMEOUT_S = 5
 METADATA_CIDR = "169.254.0.0/16"
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# A registry source: oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:<64 hex>] (host/src/spec.rs).
+OCI_RE = re.compile(r"^oci://(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::(?P<port>[0-9]+))?"
+                    r"/[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?"
+                    r"(?:@sha256:[0-9a-f]{64})?$")
 CONFIGMAP_LIMIT = 1024 * 1024
 
 
@@ -362,20 +368,34 @@ def check_render(name, docs, schema, p):
             p.add(w, f"spin.toml: trigger route {t.get('route')!r} names undefined component "
                      f"{t.get('component')!r}")
     manifest_dir = posixpath.dirname(posixpath.normpath(manifest))
+    insecure = app.get("application", {}).get("tool", {}).get("fnhost", {}).get(
+        "insecure_registries", [])
+    egress_ports = {int(x["port"]) for d in docs if d.get("kind") == "NetworkPolicy"
+                    for rule in d["spec"].get("egress", [])
+                    for x in rule.get("ports", []) if str(x.get("port", "")).isdigit()}
     read_dirs = set()
     for cid, comp in components.items():
         for what, src, files in sources_of(comp):
             at = f"spin.toml component.{cid}.{what}"
             if not isinstance(src, dict) or set(src) != {"url", "digest"}:
-                p.add(w, f"{at}: must be {{ url = ..., digest = \"sha256:...\" }} "
+                p.add(w, f"{at}: must be {{ url = \"oci://...\", digest = \"sha256:...\" }} "
                          f"(modules do not fit in ConfigMaps), got {src!r}")
                 continue
             if not DIGEST_RE.match(src["digest"]):
                 p.add(w, f"{at}.digest {src['digest']!r} is not sha256:<64 lowercase hex>")
-            if not re.match(r"^https?://[^/]+/", src["url"]):
-                p.add(w, f"{at}.url {src['url']!r} is not an http(s) URL")
-            elif not src["url"].startswith("https://"):
-                p.add(w, f"{at}.url {src['url']!r}: the NetworkPolicy only allows egress on 443 (https)")
+            m = OCI_RE.match(src["url"])
+            if not m:
+                p.add(w, f"{at}.url {src['url']!r} is not a registry reference "
+                         "oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:...]")
+            else:
+                port = m.group("port")
+                registry = m.group("host") + (f":{port}" if port else "")
+                plain = registry in insecure
+                port = int(port) if port else (80 if plain else 443)
+                if port not in egress_ports:
+                    p.add(w, f"{at}.url: the registry {registry} is reached on port {port} "
+                             f"({'http' if plain else 'https'}), which no NetworkPolicy egress "
+                             f"rule opens (open: {sorted(egress_ports)})")
             for f in files:
                 if not isinstance(f, dict):
                     p.add(w, f"{at}: files entry {f!r}: use {{ source = DIR, destination = ... }}")

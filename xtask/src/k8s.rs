@@ -1,18 +1,19 @@
 //! Kubernetes manifests under `k8s/`: writing their spin.toml files from the built modules,
 //! validating every kustomization offline, and playing the deployment story against the host.
 //!
-//! * [`manifests`] (`cargo xtask k8s-manifests --modules-url URL`): hashes the built modules
-//!   (`target/wasm32-wasip2/release/{pi_picrunch,pi_chudnovsky,iris}.wasm`), stages them for
-//!   upload under content-addressed names (`target/k8s-modules/<name>-<16 hex>.wasm`), copies
-//!   the iris models (`models/iris/v{1,2}/model.json`) into `k8s/base/models/`, and writes the
-//!   spin.toml of the base and of every overlay step with `source = { url, digest }` sources.
+//! * [`manifests`] (`cargo xtask k8s-manifests --registry HOST[:PORT]/NAMESPACE`): hashes the
+//!   built modules (`target/wasm32-wasip2/release/{pi_picrunch,pi_chudnovsky,iris}.wasm`),
+//!   copies the iris models (`models/iris/v{1,2}/model.json`) into `k8s/base/models/`, writes
+//!   the spin.toml of the base and of every overlay step with registry sources pinned by
+//!   digest, `{ url = "oci://HOST/NAMESPACE/<name>:<16 hex>", digest = "sha256:…" }`, and
+//!   with `--push` pushes the modules there (`fnhost push`).
 //! * [`validate`] (`cargo xtask k8s`): for the base and every overlay, `kubectl kustomize`,
 //!   `kubernetes-validate --strict` (Kubernetes 1.30 and the validator's newest), `checkov`,
 //!   then `k8s/checks.py` (cross-checks, spin.toml against Spin's JSON schema). Needs no
 //!   cluster and no build.
 //! * [`flows`] (`cargo xtask k8s-flows`): runs the release `fnhost` on the steps' spin.toml
 //!   files in the README's order, each delivered as kubelet delivers a ConfigMap update, with
-//!   the modules fetched by URL + digest from a loopback server, and checks what serves.
+//!   the modules pushed to and pulled from a registry on loopback, and checks what serves.
 
 use std::fs;
 use std::path::Path;
@@ -24,9 +25,10 @@ use devkit::cmd::{capture, run};
 use devkit::http::{Client, Response};
 use devkit::install::{find_tool, pip_install, PipPackage};
 use devkit::process::Server;
-use devkit::static_server::StaticServer;
+use devkit::registry::Registry;
 
 use crate::answers::{check_pi, check_setosa, SETOSA_QUERY};
+use crate::fleet::manifest::Status;
 use crate::image::{kubelet_write, sha256_file, sha256_hex};
 use crate::workspace::{target_dir, wasm_dir, SPIN_SCHEMA};
 
@@ -42,23 +44,32 @@ pub const KUSTOMIZATIONS: &[&str] = &[
 /// Kubernetes versions the rendered objects are validated against ("" = the validator's newest).
 const KUBE_VERSIONS: &[&str] = &["1.30.0", ""];
 
-/// Writes every kustomization's spin.toml with modules served from `modules_url`.
-pub fn manifests(root: &Path, modules_url: &str) -> Result<()> {
-    let base_url = modules_url.trim_end_matches('/');
-    ensure!(
-        base_url.starts_with("https://") || base_url.starts_with("http://"),
-        "--modules-url must be an http(s) URL, got {modules_url:?}"
-    );
-    if base_url.starts_with("http://") {
-        println!("k8s-manifests: warning: {base_url} is plain http; k8s/base/networkpolicy.yaml allows egress on 443 only");
-    }
+/// The modules the manifests name, by the stem of their file in the wasm directory, which is
+/// also their repository's last name in the registry.
+const MODULE_STEMS: [&str; 3] = ["pi_picrunch", "pi_chudnovsky", "iris"];
+
+/// `cargo xtask k8s-manifests`: where the pods pull modules from.
+#[derive(clap::Args)]
+pub struct ManifestOptions {
+    /// The registry and namespace the pods pull modules from, as the pods reach it:
+    /// HOST[:PORT]/NAMESPACE. Each module is NAMESPACE/<name>:<first 16 hex of its sha256>.
+    #[arg(long, value_name = "HOST[:PORT]/NAMESPACE")]
+    registry: String,
+    /// The registry speaks plain HTTP (it is listed in spin.toml's `insecure_registries`).
+    #[arg(long)]
+    insecure: bool,
+    /// Also push the modules with the release fnhost: to the registry above, or to HOST[:PORT]
+    /// when this machine reaches it under another name (kind's local registry: localhost:5001).
+    #[arg(long, value_name = "HOST[:PORT]", num_args = 0..=1, default_missing_value = "")]
+    push: Option<String>,
+}
+
+/// Writes every kustomization's spin.toml with modules from `options.registry`, pinned by
+/// their sha256, and pushes them if asked.
+pub fn manifests(root: &Path, options: &ManifestOptions) -> Result<()> {
+    let (host, namespace) = split_registry(&options.registry)?;
     let wasm = wasm_dir();
-    let staged = target_dir().join("k8s-modules");
-    if staged.exists() {
-        fs::remove_dir_all(&staged)?;
-    }
-    fs::create_dir_all(&staged)?;
-    let module = |stem: &str| -> Result<Module> {
+    let module = |stem: &'static str| -> Result<Module> {
         let file = wasm.join(format!("{stem}.wasm"));
         ensure!(
             file.is_file(),
@@ -66,12 +77,13 @@ pub fn manifests(root: &Path, modules_url: &str) -> Result<()> {
             file.display()
         );
         let sha256 = sha256_file(&file)?;
-        let name = format!("{stem}-{}.wasm", &sha256[..16]);
-        fs::copy(&file, staged.join(&name))?;
         println!("k8s-manifests: {} sha256:{sha256}", file.display());
         Ok(Module {
-            url: format!("{base_url}/{name}"),
+            url: format!("oci://{host}/{namespace}/{stem}:{}", &sha256[..16]),
+            repository: format!("{namespace}/{stem}"),
+            tag: sha256[..16].to_string(),
             sha256,
+            file,
         })
     };
     let modules = Modules {
@@ -95,22 +107,113 @@ pub fn manifests(root: &Path, modules_url: &str) -> Result<()> {
         println!("k8s-manifests: {} -> {}", from.display(), to.display());
     }
 
+    let command = format!(
+        "cargo xtask k8s-manifests --registry {}{}",
+        options.registry,
+        if options.insecure { " --insecure" } else { "" }
+    );
     for step in STEPS {
         let path = k8s.join(step.dir).join("spin.toml");
-        fs::write(&path, render(step, &modules, modules_url))
-            .with_context(|| format!("writing {}", path.display()))?;
+        let text = render(step, &modules, &command, options.insecure.then_some(host));
+        fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         println!("k8s-manifests: wrote {}", path.display());
     }
-    println!(
-        "k8s-manifests: upload the files in {} to {base_url}/ (same names; they are content-addressed, never overwrite one), then `kubectl apply -k k8s/...`",
-        staged.display()
-    );
+
+    let all = [&modules.picrunch, &modules.chudnovsky, &modules.iris];
+    match options.push.as_deref() {
+        Some(via) => {
+            let fnhost = release_fnhost()?;
+            let host = if via.is_empty() { host } else { via };
+            for m in all {
+                let reference = format!("{host}/{}:{}", m.repository, m.tag);
+                let digest = push_module(&fnhost, &m.file, &reference, options.insecure)?;
+                println!("k8s-manifests: pushed {reference} (manifest {digest})");
+            }
+        }
+        None => {
+            println!("k8s-manifests: push the modules before `kubectl apply -k k8s/...` (tags are content-addressed: never move one):");
+            for m in all {
+                println!(
+                    "  fnhost push {} {host}/{}:{}{}",
+                    m.file.display(),
+                    m.repository,
+                    m.tag,
+                    if options.insecure { " --insecure" } else { "" }
+                );
+            }
+        }
+    }
     Ok(())
 }
 
+/// `HOST[:PORT]/NAMESPACE` → (host, namespace), refusing what is not a registry and a path.
+fn split_registry(registry: &str) -> Result<(&str, &str)> {
+    let shape =
+        "--registry must be HOST[:PORT]/NAMESPACE (no scheme), e.g. ghcr.io/your-org/fnhost";
+    ensure!(!registry.contains("://"), "{shape}, got {registry:?}");
+    let (host, namespace) = registry
+        .trim_end_matches('/')
+        .split_once('/')
+        .with_context(|| format!("{shape}, got {registry:?}"))?;
+    ensure!(
+        !host.is_empty() && !namespace.is_empty(),
+        "{shape}, got {registry:?}"
+    );
+    // OCI repository names: lowercase path components of [a-z0-9] joined by . _ -
+    ensure!(
+        namespace.split('/').all(|c| !c.is_empty()
+            && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))),
+        "--registry: namespace {namespace:?} must be lowercase letters, digits, '.', '_', '-' and '/'"
+    );
+    Ok((host, namespace))
+}
+
+/// The release host binary, which pushes modules.
+fn release_fnhost() -> Result<std::path::PathBuf> {
+    let fnhost = target_dir().join("release/fnhost");
+    ensure!(
+        fnhost.is_file(),
+        "{} is missing: build it first (`cargo xtask build`)",
+        fnhost.display()
+    );
+    Ok(fnhost)
+}
+
+/// `fnhost push FILE REFERENCE`; returns the manifest digest it prints.
+fn push_module(fnhost: &Path, file: &Path, reference: &str, insecure: bool) -> Result<String> {
+    let mut cmd = Command::new(fnhost);
+    cmd.arg("push")
+        .arg(file)
+        .arg(reference)
+        .env_remove("RUST_BACKTRACE");
+    if insecure {
+        cmd.arg("--insecure");
+    }
+    let out = capture(&mut cmd).with_context(|| format!("fnhost push {reference}"))?;
+    let digest = out.trim().to_string();
+    ensure!(
+        digest.starts_with("sha256:"),
+        "fnhost push {reference} printed {out:?}, not a manifest digest"
+    );
+    Ok(digest)
+}
+
+/// The module a committed registry source names: (file stem, tag) of
+/// `oci://HOST[:PORT]/NAMESPACE/<stem>:<tag>`.
+fn pinned_module(url: &str) -> Option<(&str, &str)> {
+    let name = url.strip_prefix("oci://")?.rsplit('/').next()?;
+    name.split_once(':')
+}
+
 struct Module {
+    /// `oci://HOST[:PORT]/NAMESPACE/<stem>:<tag>`, as the pods reach the registry.
     url: String,
+    /// `NAMESPACE/<stem>` in the registry.
+    repository: String,
+    /// The first 16 hex digits of the sha256: a tag per content, never moved.
+    tag: String,
     sha256: String,
+    file: std::path::PathBuf,
 }
 
 struct Modules {
@@ -189,9 +292,17 @@ fn source(m: &Module) -> String {
     )
 }
 
-fn render(step: &Step, m: &Modules, modules_url: &str) -> String {
+fn render(step: &Step, m: &Modules, command: &str, insecure: Option<&str>) -> String {
+    let insecure = insecure
+        .map(|host| {
+            format!(
+                "# This registry speaks plain HTTP (`k8s-manifests --insecure`).\n\
+                 insecure_registries = [\"{host}\"]\n"
+            )
+        })
+        .unwrap_or_default();
     let mut s = format!(
-        "# Generated by `cargo xtask k8s-manifests --modules-url {modules_url}` from the\n\
+        "# Generated by `{command}` from the\n\
          # modules built in target/wasm32-wasip2/release (digests are their sha256). Rerun it\n\
          # instead of editing; `cargo xtask k8s` checks the result.\n\
          # State: {}.\n\
@@ -205,7 +316,8 @@ fn render(step: &Step, m: &Modules, modules_url: &str) -> String {
          [application.tool.fnhost]\n\
          request_timeout = \"30s\"\n\
          memory_limit = \"128MiB\"\n\
-         max_concurrent_requests = 6\n\n\
+         max_concurrent_requests = 6\n\
+         {insecure}\n\
          [[trigger.http]]\n\
          route = \"/api/v0/pi\"\n\
          component = \"pi\"\n\n\
@@ -363,7 +475,7 @@ fn check_models(root: &Path, failures: &mut Vec<String>) {
         let copy = root.join(format!("k8s/base/models/iris/{v}/model.json"));
         match (fs::read(&repo), fs::read(&copy)) {
             (Ok(a), Ok(b)) if a != b => failures.push(format!(
-                "{} differs from {}: rerun `cargo xtask k8s-manifests --modules-url URL`",
+                "{} differs from {}: rerun `cargo xtask k8s-manifests --registry …`",
                 copy.display(),
                 repo.display()
             )),
@@ -384,19 +496,18 @@ fn note_stale_digests(root: &Path) {
         };
         for part in text.split("url = \"").skip(1) {
             let url = &part[..part.find('"').unwrap_or(0)];
-            let file = url.rsplit('/').next().unwrap_or_default();
-            if let Some((stem, hex)) = file.strip_suffix(".wasm").and_then(|f| f.rsplit_once('-')) {
-                pinned.insert((stem.to_string(), hex.to_string()));
+            if let Some((stem, tag)) = pinned_module(url) {
+                pinned.insert((stem.to_string(), tag.to_string()));
             }
         }
     }
-    for (stem, hex) in &pinned {
+    for (stem, tag) in &pinned {
         let built = wasm.join(format!("{stem}.wasm"));
         if let Ok(sha) = sha256_file(&built) {
-            if !sha.starts_with(hex.as_str()) {
+            if !sha.starts_with(tag.as_str()) {
                 println!(
-                    "k8s: note: {} (sha256:{}) is not the {stem} module the manifests pin ({hex}…); \
-                     to deploy it, rerun `cargo xtask k8s-manifests --modules-url URL` and upload",
+                    "k8s: note: {} (sha256:{}) is not the {stem} module the manifests pin ({tag}…); \
+                     to deploy it, rerun `cargo xtask k8s-manifests --registry … --push`",
                     built.display(),
                     &sha[..16]
                 );
@@ -429,27 +540,22 @@ fn ensure_python_tools() -> Result<()> {
 /// every kustomization's spin.toml in the README's order (base → canary → promote →
 /// blue-green → switch → back to base), each delivered the way kubelet updates a ConfigMap
 /// volume (new timestamped directory, atomic `..data` swap, old directory removed), with the
-/// modules served by URL + digest from a loopback HTTP server. After each update it waits
-/// (≤ 30 s) for the new state and checks which version serves: labels, canary share (10% ±),
-/// stickiness, pinned blue/green access, and pi's digits.
+/// modules pushed (`fnhost push`, as k8s/README.md says) to a registry on loopback (Debian's
+/// `docker-registry`) and pulled from it by digest. After each update it waits (≤ 30 s) for
+/// the new state and checks which version serves: labels, canary share (10% ±), stickiness,
+/// pinned blue/green access, and pi's digits.
 ///
-/// The committed spin.toml files pin the modules that were published; this replaces each
-/// `{ url, digest }` with the loopback URL and digest of the module built now (same name), so
-/// it tests the manifests' behaviour, not the pins.
+/// The committed spin.toml files pin the modules that were published; this points each
+/// registry source at the loopback registry and at the module built now (same name, its
+/// digest as the tag's), so it tests the manifests' behaviour, not the pins.
 pub fn flows(root: &Path) -> Result<()> {
-    let fnhost = target_dir().join("release/fnhost");
-    ensure!(
-        fnhost.is_file(),
-        "{} is missing: build it first (`cargo xtask build`)",
-        fnhost.display()
-    );
+    let fnhost = release_fnhost()?;
     let scratch = devkit::TempDir::new("k8s-flows");
     let work = scratch.path();
-    let served = work.join("modules");
-    fs::create_dir_all(&served)?;
+    let registry = Registry::start(&work.join("registry"), "")?;
     let wasm = wasm_dir();
     let mut built = Vec::new();
-    for stem in ["pi_picrunch", "pi_chudnovsky", "iris"] {
+    for stem in MODULE_STEMS {
         let file = wasm.join(format!("{stem}.wasm"));
         ensure!(
             file.is_file(),
@@ -457,19 +563,16 @@ pub fn flows(root: &Path) -> Result<()> {
             file.display()
         );
         let sha = sha256_file(&file)?;
-        let name = format!("{stem}-{}.wasm", &sha[..16]);
-        fs::copy(&file, served.join(&name))?;
-        built.push((stem, name, sha));
+        let reference = format!("{}/fnhost/{stem}:{}", registry.host(), &sha[..16]);
+        let manifest = push_module(&fnhost, &file, &reference, false)?;
+        println!("k8s flows: pushed {reference} (manifest {manifest})");
+        built.push(Pushed {
+            stem,
+            reference,
+            sha256: sha,
+            manifest,
+        });
     }
-    let server = StaticServer::start(&served);
-    println!("k8s flows: module store stand-in on {}", server.url(""));
-    let sha = |stem: &str| {
-        built
-            .iter()
-            .find(|b| b.0 == stem)
-            .map(|b| b.2.clone())
-            .unwrap()
-    };
     let localize = |dir: &str| -> Result<String> {
         let path = root.join("k8s").join(dir).join("spin.toml");
         let text =
@@ -479,18 +582,16 @@ pub fn flows(root: &Path) -> Result<()> {
             match line.split_once("source = { url = \"") {
                 Some((indent, rest)) => {
                     let url = &rest[..rest.find('"').context("unterminated url")?];
-                    let file = url.rsplit('/').next().unwrap_or_default();
-                    let stem = file
-                        .strip_suffix(".wasm")
-                        .and_then(|f| f.rsplit_once('-'))
-                        .map(|(s, _)| s);
-                    let (_, name, sha) =
-                        built.iter().find(|b| Some(b.0) == stem).with_context(|| {
+                    let stem = pinned_module(url).map(|(stem, _)| stem);
+                    let m = built
+                        .iter()
+                        .find(|b| Some(b.stem) == stem)
+                        .with_context(|| {
                             format!("{}: no built module for {url}", path.display())
                         })?;
                     out += &format!(
-                        "{indent}source = {{ url = \"http://127.0.0.1:{}/{name}\", digest = \"sha256:{sha}\" }}\n",
-                        server.port
+                        "{indent}source = {{ url = \"oci://{}\", digest = \"sha256:{}\" }}\n",
+                        m.reference, m.sha256
                     );
                 }
                 None => {
@@ -533,12 +634,12 @@ pub fn flows(root: &Path) -> Result<()> {
                 &work.join("state"),
                 &localize,
                 &models,
-                &sha,
+                &built,
                 &log,
             )
         });
     drop(host);
-    drop(server);
+    drop(registry);
     match &result {
         Ok(()) => println!("k8s flows: passed"),
         Err(_) => {
@@ -547,6 +648,16 @@ pub fn flows(root: &Path) -> Result<()> {
         }
     }
     result
+}
+
+/// A module the flows pushed to the loopback registry.
+struct Pushed {
+    stem: &'static str,
+    /// `127.0.0.1:PORT/fnhost/<stem>:<16 hex>`.
+    reference: String,
+    sha256: String,
+    /// The manifest digest `fnhost push` printed (`sha256:…`).
+    manifest: String,
 }
 
 /// The testers' pin key the flows set through the admin API (any 16+ visible characters).
@@ -561,9 +672,11 @@ fn play(
     state_dir: &Path,
     localize: &dyn Fn(&str) -> Result<String>,
     models: &[(&str, Vec<u8>)],
-    sha: &dyn Fn(&str) -> String,
+    pushed: &[Pushed],
     log: &Path,
 ) -> Result<()> {
+    let module = |stem: &str| pushed.iter().find(|p| p.stem == stem).unwrap();
+    let sha = |stem: &str| module(stem).sha256.clone();
     let base = format!("http://{addr}");
     let pi = format!("{base}/api/v0/pi?ndigits=99");
     let iris = format!("{base}/api/v01/classify?{SETOSA_QUERY}");
@@ -636,6 +749,33 @@ fn play(
         "pi v1 is {:?}, expected pi@{} (pi_picrunch)",
         r.header("fnhost-version"),
         &sha("pi_picrunch")[..8]
+    );
+    // The tag was resolved once, at load, to the manifest `fnhost push` printed: status shows
+    // the pinned reference, so a tag moved later changes nothing until spin.toml changes.
+    let r = http.request(
+        "GET",
+        &format!("http://{admin}/v1/status"),
+        &[("authorization", &format!("Bearer {}", token.trim()))],
+        None,
+    )?;
+    ensure!(r.status == 200, "GET /v1/status: HTTP {}", r.status);
+    let status: Status = serde_json::from_slice(&r.body).context("GET /v1/status")?;
+    let shown = status
+        .component("pi")
+        .and_then(|c| c.current.as_ref())
+        .map(|v| v.source.as_str());
+    let picrunch = module("pi_picrunch");
+    let want = format!(
+        "oci://{}@{} (sha256:{})",
+        picrunch.reference, picrunch.manifest, picrunch.sha256
+    );
+    ensure!(
+        shown == Some(want.as_str()),
+        "status shows pi's source as {shown:?}, expected the pushed manifest {want}"
+    );
+    println!(
+        "k8s flows: status pins pi's tag to the pushed manifest {}",
+        picrunch.manifest
     );
 
     kubelet_write(app, 2, &localize("overlays/canary")?, models)?;

@@ -51,12 +51,8 @@ enum Task {
     Image,
     /// Render and validate the Kubernetes manifests offline
     K8s,
-    /// Write the manifests' spin.toml files with the built modules' digests
-    K8sManifests {
-        /// Where the content-addressed modules will be uploaded
-        #[arg(long, value_name = "URL")]
-        modules_url: String,
-    },
+    /// Write the manifests' spin.toml files with the built modules' digests (and push them)
+    K8sManifests(k8s::ManifestOptions),
     /// Replay canary / promote / blue-green ConfigMap updates against fnhost
     K8sFlows,
     /// Build the image and test it in a private Docker daemon
@@ -84,7 +80,7 @@ fn main() -> std::process::ExitCode {
         Task::Bench(options) => bench::run(&root, &options),
         Task::Image => image::build_image(&root),
         Task::K8s => k8s::validate(&root),
-        Task::K8sManifests { modules_url } => k8s::manifests(&root, &modules_url),
+        Task::K8sManifests(options) => k8s::manifests(&root, &options),
         Task::K8sFlows => k8s::flows(&root),
         Task::DockerE2e => image::docker_e2e(&root),
         Task::Fleet { quick } => fleet::run(&root, quick).map(|_| ()),

@@ -474,36 +474,6 @@ fn new_to_first_200(ctx: &Ctx, model_dir: &Path, cache: &Path, tag: &str) -> Res
     Ok(took)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn oha_json_is_read_in_milliseconds() {
-        let text = r#"{"summary":{"successRate":1.0,"total":5.0,"slowest":0.01,"fastest":0.0001,
-            "average":0.0005,"requestsPerSec":1000.5,"totalData":1,"sizePerRequest":1,"sizePerSec":1.0},
-            "latencyPercentiles":{"p10":0.0001,"p50":0.0004,"p99":0.0021,"p99.9":0.003},
-            "statusCodeDistribution":{"200":4990,"503":10}}"#;
-        assert_eq!(
-            parse_oha(text).unwrap(),
-            OhaResult {
-                rps: 1000.5,
-                success_rate: 1.0,
-                non_200: 10,
-                p50_ms: 0.4,
-                p99_ms: 2.1
-            }
-        );
-    }
-
-    #[test]
-    fn the_infer_body_has_batch_rows() {
-        let v: serde_json::Value = serde_json::from_str(&infer_body(100)).unwrap();
-        assert_eq!(v["inputs"][0]["shape"], serde_json::json!([100, 4]));
-        assert_eq!(v["inputs"][0]["data"].as_array().unwrap().len(), 400);
-    }
-}
-
 /// The targets line's items of this section.
 pub fn targets(m: &ModelServing) -> Vec<String> {
     let mut items = Vec::new();
@@ -638,4 +608,34 @@ pub fn render(m: &ModelServing) -> Result<(String, String)> {
         _ => "Model serving: incomplete run.".to_string(),
     };
     Ok((line, md))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oha_json_is_read_in_milliseconds() {
+        let text = r#"{"summary":{"successRate":1.0,"total":5.0,"slowest":0.01,"fastest":0.0001,
+            "average":0.0005,"requestsPerSec":1000.5,"totalData":1,"sizePerRequest":1,"sizePerSec":1.0},
+            "latencyPercentiles":{"p10":0.0001,"p50":0.0004,"p99":0.0021,"p99.9":0.003},
+            "statusCodeDistribution":{"200":4990,"503":10}}"#;
+        assert_eq!(
+            parse_oha(text).unwrap(),
+            OhaResult {
+                rps: 1000.5,
+                success_rate: 1.0,
+                non_200: 10,
+                p50_ms: 0.4,
+                p99_ms: 2.1
+            }
+        );
+    }
+
+    #[test]
+    fn the_infer_body_has_batch_rows() {
+        let v: serde_json::Value = serde_json::from_str(&infer_body(100)).unwrap();
+        assert_eq!(v["inputs"][0]["shape"], serde_json::json!([100, 4]));
+        assert_eq!(v["inputs"][0]["data"].as_array().unwrap().len(), 400);
+    }
 }

@@ -201,6 +201,9 @@ pub struct VersionStatus {
     /// `pi@1a2b3c4d`, as in the `fnhost-version` header.
     pub version: String,
     pub label: Option<String>,
+    /// Where it came from; a registry source with the manifest digest it resolved to
+    /// (`oci://HOST/REPOSITORY:TAG@sha256:…`).
+    pub source: String,
 }
 
 #[derive(Debug, Deserialize)]

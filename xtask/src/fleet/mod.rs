@@ -28,7 +28,7 @@
 
 mod haproxy;
 mod load;
-mod manifest;
+pub mod manifest;
 mod scenarios;
 
 use std::fmt;
