@@ -38,6 +38,8 @@ pub const MLSERVER_REQUIREMENTS: &str = "bench/mlserver/requirements.txt";
 /// The servers, as named in results and the report.
 pub const FNHOST_FRESH: &str = "fnhost, fresh instance";
 pub const FNHOST_REUSE: &str = "fnhost, instance_reuse = 1000";
+/// The fixed-rate row that measures the machine, not a model server.
+pub const FLOOR: &str = "floor: native-control, iris GET";
 pub const ORT: &str = "onnxruntime + http.server";
 pub const MLSERVER: &str = "MLServer 1.7.1 (mlserver-sklearn)";
 
@@ -177,7 +179,7 @@ pub fn run(ctx: &Ctx) -> Result<ModelServing> {
                 .context("batch 1 was measured")?;
             let target = (max1 / 2.0).floor().max(1.0);
             let url = format!("http://{}{}", host.addr, infer_path(MODEL));
-            let o = run_oha(oha, &url, &infer_body(1), target, seconds)?;
+            let o = run_oha(oha, &url, Some(&infer_body(1)), target, seconds)?;
             ensure!(
                 o.non_200 == 0 && o.success_rate == 1.0,
                 "{server} at {target} req/s: failed requests: {o:?}"
@@ -193,6 +195,30 @@ pub fn run(ctx: &Ctx) -> Result<ModelServing> {
                 oha: o,
             });
         }
+    }
+    // What the machine and the load generator add by themselves at the same rate: the native
+    // control answers iris GETs in microseconds, so its p99 is the floor any server's p99
+    // stands on here (2 shared cores, oha on them too).
+    if let (Some(oha), Some(reuse)) = (&oha, fixed_rate.iter().find(|f| f.server == FNHOST_REUSE)) {
+        let target = reuse.target_rps;
+        let (server, addr) = super::servers::start_native(ctx, "models-floor")?;
+        let url = format!("http://{addr}{}", super::servers::IRIS_PATH);
+        let o = run_oha(oha, &url, None, target, seconds)?;
+        drop(server);
+        ensure!(
+            o.non_200 == 0 && o.success_rate == 1.0,
+            "{FLOOR} at {target} req/s: failed requests: {o:?}"
+        );
+        println!(
+            "bench: {FLOOR} at {target:.0} req/s: p99 {:.2} ms",
+            o.p99_ms
+        );
+        fixed_rate.push(FixedRate {
+            server: FLOOR.to_string(),
+            batch: 1,
+            target_rps: target,
+            oha: o,
+        });
     }
 
     {
@@ -374,25 +400,32 @@ pub fn oha_shown(rate: &str, seconds: u32) -> String {
     )
 }
 
-fn run_oha(oha: &Path, url: &str, body: &str, rate: f64, seconds: u32) -> Result<OhaResult> {
-    let text = devkit::cmd::capture(Command::new(oha).args([
-        "--no-tui",
-        "--output-format",
-        "json",
-        "-z",
-        &format!("{seconds}s"),
-        "-q",
-        &format!("{rate}"),
-        "-c",
-        &CONNS.to_string(),
-        "-m",
-        "POST",
-        "-H",
-        "content-type: application/json",
-        "-d",
-        body,
-        url,
-    ]))?;
+/// oha at `rate` for `seconds`: a POST of `body` (JSON), or a GET without one.
+fn run_oha(
+    oha: &Path,
+    url: &str,
+    body: Option<&str>,
+    rate: f64,
+    seconds: u32,
+) -> Result<OhaResult> {
+    let mut cmd = Command::new(oha);
+    cmd.args(["--no-tui", "--output-format", "json", "-z"])
+        .arg(format!("{seconds}s"))
+        .arg("-q")
+        .arg(format!("{rate}"))
+        .arg("-c")
+        .arg(CONNS.to_string());
+    if let Some(body) = body {
+        cmd.args([
+            "-m",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            body,
+        ]);
+    }
+    let text = devkit::cmd::capture(cmd.arg(url))?;
     parse_oha(&text).with_context(|| format!("parsing oha's output:\n{text}"))
 }
 
@@ -488,10 +521,17 @@ pub fn targets(m: &ModelServing) -> Vec<String> {
     }
     match m.fixed_rate.iter().find(|f| f.server == FNHOST_REUSE) {
         Some(f) => items.push(format!(
-            "model p99 ≤ 2 ms at half of fnhost's maximum rate: {} — {} at {:.0} req/s (fnhost reuse)",
+            "model p99 ≤ 2 ms at half of fnhost's maximum rate: {} — {} at {:.0} req/s (fnhost reuse){}",
             verdict(f.oha.p99_ms <= 2.0),
             super::stats::fmt_ms(f.oha.p99_ms),
-            f.target_rps
+            f.target_rps,
+            match m.fixed_rate.iter().find(|f| f.server == FLOOR) {
+                Some(floor) => format!(
+                    "; the machine's floor at that rate (native-control, iris GET) {}",
+                    super::stats::fmt_ms(floor.oha.p99_ms)
+                ),
+                None => String::new(),
+            }
         )),
         None => items.push("model p99 ≤ 2 ms at half of fnhost's maximum rate: not measured (--quick)".into()),
     }
@@ -524,7 +564,9 @@ pub fn render(m: &ModelServing) -> Result<(String, String)> {
          (`POST /v2/models/{MODEL}/infer`, FP32 `[batch, 4]`), checked once per batch size before \
          it is measured; all on 127.0.0.1, one after the other in one sitting. Maximum rate: wrk, \
          {CONNS} connections, {} s per run. Latency at a fixed rate: oha `-q` at half of \
-         fnhost's maximum rate at batch 1.\n",
+         fnhost's maximum rate at batch 1; at the same rate, the native control's iris GET \
+         (`target/release/native-control`, microseconds of work per request) measures the floor \
+         that the machine and the load generator put under every p99 here.\n",
         m.model, m.seconds
     )?;
     writeln!(md, "```sh")?;

@@ -43,6 +43,31 @@ fn main() {
         });
         let hundred_rows = vec![row.clone(); 100];
         let hundred = time(50, || model.predict_rows(table, &hundred_rows).unwrap());
+        let mut cache = ModelCache::new();
+        cache.lookup(dir);
+        let cached = time(200, || cache.lookup(dir).model.is_ok());
+        let body = format!(
+            "{{\"inputs\":[{{\"data\":{:?},\"datatype\":\"FP32\",\"name\":\"{}\",\"shape\":[1,{}]}}]}}",
+            row,
+            model.inputs.first().map(|i| i.name.as_str()).unwrap_or("input"),
+            row.len()
+        );
+        let path = format!("/v2/models/{}/infer", model.name);
+        let request = onnx_core::Request {
+            method: "POST",
+            path: &path,
+            query: None,
+            content_type: Some("application/json"),
+            body: body.as_bytes(),
+        };
+        let reply = onnx_core::respond(&request, Ok(&model));
+        let v2 = time(200, || onnx_core::respond(&request, Ok(&model)));
+        eprintln!(
+            "{} cached lookup {:.1} µs, V2 infer 1 row {:.1} µs ({body} → {reply:?})",
+            model.name,
+            cached.as_secs_f64() * 1e6,
+            v2.as_secs_f64() * 1e6
+        );
         println!(
             "| {} | {:.3} ms | {:.1} µs | {:.1} µs |",
             model.name,
