@@ -18,6 +18,8 @@
 //!
 //!    2c. [`log_cost`]: the same manifest served with its access log and without
 //!    (`FNHOST_LOG=warn`), side by side, iris and pi at 100 decimals.
+//!    2d. [`latency`]: p50 and p99 at half of fnhost's maximum rate (oha `-q`), beside the
+//!    native control at the same rate (the machine's floor).
 //! 3. [`startup`]: process start → first 200, with a cold and a warm compiled-module cache.
 //! 4. [`live_update`]: wrk against pi while the admin API swaps v1 ↔ v2.
 //! 5. [`per_instance`]: instantiation time (metrics histogram) and RSS per concurrent
@@ -37,12 +39,15 @@
 //! `BENCHMARKS.md`. `--section` runs the named sections only; the others keep the results of
 //! the last run in the same results file.
 //!
-//! Every server is started by this code and stopped by its PID (also on failure).
+//! Every server is started by this code and stopped by its PID (also on failure). Load comes
+//! from [`wrk`] (closed loop, the maximum rate) and [`oha`] (a fixed rate, for latency).
 
+mod latency;
 mod live_update;
 mod log_cost;
 mod machine;
 mod models;
+mod oha;
 mod per_instance;
 mod pi_compute;
 mod plot;
@@ -95,6 +100,7 @@ pub enum Section {
     Serving,
     TimeoutCost,
     LogCost,
+    Latency,
     Startup,
     LiveUpdate,
     PerInstance,
@@ -111,6 +117,7 @@ impl Section {
             Section::Serving => "2. serving",
             Section::TimeoutCost => "2b. timeout cost",
             Section::LogCost => "2c. access log cost",
+            Section::Latency => "2d. latency at half load",
             Section::Startup => "3. start-up",
             Section::LiveUpdate => "4. live update",
             Section::PerInstance => "5. per-instance cost",
@@ -195,6 +202,7 @@ fn measure(ctx: &Ctx, section: Section, results: &mut Results) -> Result<()> {
         Section::Serving => results.serving = Some(serving::run(ctx)?),
         Section::TimeoutCost => results.timeout_cost = Some(timeout_cost::run(ctx)?),
         Section::LogCost => results.log_cost = Some(log_cost::run(ctx)?),
+        Section::Latency => results.latency = Some(latency::run(ctx)?),
         Section::Startup => results.startup = Some(startup::run(ctx)?),
         Section::LiveUpdate => results.live_update = Some(live_update::run(ctx)?),
         Section::PerInstance => results.per_instance = Some(per_instance::run(ctx)?),

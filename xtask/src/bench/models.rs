@@ -18,6 +18,7 @@ use anyhow::{ensure, Context, Result};
 use devkit::process::Server;
 use serde::{Deserialize, Serialize};
 
+use super::oha::{self, OhaResult};
 use super::render::verdict;
 use super::servers::{http, write_manifest, Fnhost};
 use super::wrk::{self, WrkResult};
@@ -30,8 +31,6 @@ pub const MODEL: &str = "iris-random-forest";
 pub const BATCHES: [u32; 2] = [1, 100];
 /// Connections of every maximum-rate run.
 pub const CONNS: u32 = 16;
-/// oha's version, installed with `cargo install` when missing.
-pub const OHA_VERSION: &str = "1.16.0";
 /// MLServer's requirements (pinned), relative to the root.
 pub const MLSERVER_REQUIREMENTS: &str = "bench/mlserver/requirements.txt";
 
@@ -72,17 +71,6 @@ pub struct FixedRate {
     pub batch: u32,
     pub target_rps: f64,
     pub oha: OhaResult,
-}
-
-/// The numbers of one oha run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OhaResult {
-    pub rps: f64,
-    pub success_rate: f64,
-    /// Responses whose status was not 200.
-    pub non_200: u64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
 }
 
 impl ModelServing {
@@ -159,7 +147,7 @@ pub fn run(ctx: &Ctx) -> Result<ModelServing> {
         skipped.push("oha fixed-rate latency (full runs only: a cargo install)".into());
         None
     } else {
-        Some(ensure_oha()?)
+        Some(oha::ensure()?)
     };
     for (server, reuse) in [(FNHOST_FRESH, None), (FNHOST_REUSE, Some(1000))] {
         let manifest = fnhost_manifest(ctx, &model_dir, reuse)?;
@@ -179,7 +167,7 @@ pub fn run(ctx: &Ctx) -> Result<ModelServing> {
                 .context("batch 1 was measured")?;
             let target = (max1 / 2.0).floor().max(1.0);
             let url = format!("http://{}{}", host.addr, infer_path(MODEL));
-            let o = run_oha(oha, &url, Some(&infer_body(1)), target, seconds)?;
+            let o = oha::run(oha, &url, Some(&infer_body(1)), target, CONNS, seconds)?;
             ensure!(
                 o.non_200 == 0 && o.success_rate == 1.0,
                 "{server} at {target} req/s: failed requests: {o:?}"
@@ -203,7 +191,7 @@ pub fn run(ctx: &Ctx) -> Result<ModelServing> {
         let target = reuse.target_rps;
         let (server, addr) = super::servers::start_native(ctx, "models-floor")?;
         let url = format!("http://{addr}{}", super::servers::IRIS_PATH);
-        let o = run_oha(oha, &url, None, target, seconds)?;
+        let o = oha::run(oha, &url, None, target, CONNS, seconds)?;
         drop(server);
         ensure!(
             o.non_200 == 0 && o.success_rate == 1.0,
@@ -371,101 +359,11 @@ fn start_mlserver(ctx: &Ctx, model_dir: &Path) -> Result<(Server, String)> {
     Ok((server, addr))
 }
 
-/// oha, installed from crates.io (`cargo install --locked`) when it is not in cargo's bin
-/// directory or on PATH.
-fn ensure_oha() -> Result<PathBuf> {
-    let home = PathBuf::from(std::env::var("HOME").context("HOME")?);
-    let installed = home.join(".cargo/bin/oha");
-    if let Some(p) = [installed.clone()]
-        .into_iter()
-        .chain(devkit::install::find_tool("oha"))
-        .find(|p| devkit::cmd::succeeds(Command::new(p).arg("--version")))
-    {
-        return Ok(p);
-    }
-    devkit::cmd::run(Command::new("cargo").args([
-        "install",
-        "--locked",
-        "oha",
-        "--version",
-        OHA_VERSION,
-    ]))?;
-    Ok(installed)
-}
-
 /// The oha command as shown in the report.
 pub fn oha_shown(rate: &str, seconds: u32) -> String {
     format!(
         "oha --no-tui --output-format json -z {seconds}s -q {rate} -c {CONNS} -m POST -H 'content-type: application/json' -d \"$BODY\" 'http://$ADDR/v2/models/{MODEL}/infer'"
     )
-}
-
-/// oha at `rate` for `seconds`: a POST of `body` (JSON), or a GET without one.
-fn run_oha(
-    oha: &Path,
-    url: &str,
-    body: Option<&str>,
-    rate: f64,
-    seconds: u32,
-) -> Result<OhaResult> {
-    let mut cmd = Command::new(oha);
-    cmd.args(["--no-tui", "--output-format", "json", "-z"])
-        .arg(format!("{seconds}s"))
-        .arg("-q")
-        .arg(format!("{rate}"))
-        .arg("-c")
-        .arg(CONNS.to_string());
-    if let Some(body) = body {
-        cmd.args([
-            "-m",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            body,
-        ]);
-    }
-    let text = devkit::cmd::capture(cmd.arg(url))?;
-    parse_oha(&text).with_context(|| format!("parsing oha's output:\n{text}"))
-}
-
-#[derive(Deserialize)]
-struct OhaJson {
-    summary: OhaSummary,
-    #[serde(rename = "latencyPercentiles")]
-    latency_percentiles: OhaPercentiles,
-    #[serde(rename = "statusCodeDistribution", default)]
-    status_codes: std::collections::BTreeMap<String, u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OhaSummary {
-    success_rate: f64,
-    requests_per_sec: f64,
-}
-
-#[derive(Deserialize)]
-struct OhaPercentiles {
-    p50: Option<f64>,
-    p99: Option<f64>,
-}
-
-/// oha's JSON report (seconds) → milliseconds.
-pub fn parse_oha(text: &str) -> Result<OhaResult> {
-    let j: OhaJson = serde_json::from_str(text)?;
-    Ok(OhaResult {
-        rps: j.summary.requests_per_sec,
-        success_rate: j.summary.success_rate,
-        non_200: j
-            .status_codes
-            .iter()
-            .filter(|(code, _)| *code != "200")
-            .map(|(_, n)| n)
-            .sum(),
-        p50_ms: j.latency_percentiles.p50.context("no p50")? * 1e3,
-        p99_ms: j.latency_percentiles.p99.context("no p99")? * 1e3,
-    })
 }
 
 /// Seconds from `fnhost new onnx-model` (in a new application directory) to the first 200 on
@@ -655,24 +553,6 @@ pub fn render(m: &ModelServing) -> Result<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn oha_json_is_read_in_milliseconds() {
-        let text = r#"{"summary":{"successRate":1.0,"total":5.0,"slowest":0.01,"fastest":0.0001,
-            "average":0.0005,"requestsPerSec":1000.5,"totalData":1,"sizePerRequest":1,"sizePerSec":1.0},
-            "latencyPercentiles":{"p10":0.0001,"p50":0.0004,"p99":0.0021,"p99.9":0.003},
-            "statusCodeDistribution":{"200":4990,"503":10}}"#;
-        assert_eq!(
-            parse_oha(text).unwrap(),
-            OhaResult {
-                rps: 1000.5,
-                success_rate: 1.0,
-                non_200: 10,
-                p50_ms: 0.4,
-                p99_ms: 2.1
-            }
-        );
-    }
 
     #[test]
     fn the_infer_body_has_batch_rows() {

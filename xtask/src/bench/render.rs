@@ -70,6 +70,7 @@ fn markdown(ctx: &Ctx, r: &Results) -> Result<String> {
         r.serving.as_ref().map(|s| serving(ctx, r.quick, s)),
         r.timeout_cost.as_ref().map(timeout_cost),
         r.log_cost.as_ref().map(super::log_cost::render),
+        r.latency.as_ref().map(super::latency::render),
         r.startup.as_ref().map(startup),
         r.live_update.as_ref().map(live_update),
         r.per_instance.as_ref().map(per_instance),
@@ -291,6 +292,9 @@ fn targets(r: &Results) -> Vec<String> {
     }
     if let Some(l) = &r.log_cost {
         items.push(super::log_cost::targets(l, r.quick));
+    }
+    if let Some(l) = &r.latency {
+        items.push(super::latency::targets(l));
     }
     if let Some(m) = &r.models {
         items.extend(super::models::targets(m));

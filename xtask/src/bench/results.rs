@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::latency::Latency;
 use super::live_update::LiveUpdate;
 use super::log_cost::LogCost;
 use super::machine::Machine;
@@ -36,6 +37,9 @@ pub struct Results {
     /// Section 2c (absent in results written before it existed).
     #[serde(default)]
     pub log_cost: Option<LogCost>,
+    /// Section 2d (absent in results written before it existed).
+    #[serde(default)]
+    pub latency: Option<Latency>,
     pub startup: Option<Startup>,
     pub live_update: Option<LiveUpdate>,
     pub per_instance: Option<PerInstance>,
@@ -75,6 +79,7 @@ impl Results {
             serving: None,
             timeout_cost: None,
             log_cost: None,
+            latency: None,
             startup: None,
             live_update: None,
             per_instance: None,
