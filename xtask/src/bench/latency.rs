@@ -181,7 +181,7 @@ pub fn render(l: &Latency) -> Result<(String, String)> {
     writeln!(md, "```\n")?;
     if let Some(why) = &l.skipped {
         writeln!(md, "Not measured in this run: {why}.")?;
-        return Ok((format!("- Latency at half load: not measured ({why})."), md));
+        return Ok((format!("Latency at half load: not measured: {why}."), md));
     }
     writeln!(
         md,
@@ -203,7 +203,7 @@ pub fn render(l: &Latency) -> Result<(String, String)> {
         )?;
     }
     let headline = format!(
-        "- Latency at half load (p99, fnhost / native control at the same rate): {}.",
+        "Latency at half load (p99, fnhost / native control at the same rate): {}.",
         l.rows
             .iter()
             .map(|r| format!(
