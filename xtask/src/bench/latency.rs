@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::log_cost::ROUTES;
@@ -88,19 +88,16 @@ pub fn run(ctx: &Ctx) -> Result<Latency> {
             let rate = (max.rps / 2.0).floor().max(1.0);
             let fixed = |what: &str, addr: &str| -> Result<OhaResult> {
                 check_route(ctx, addr, path)?;
-                let o = oha::run(
+                let url = format!("http://{addr}{path}");
+                oha::run(
+                    &format!("{what} {route}"),
                     &oha,
-                    &format!("http://{addr}{path}"),
+                    &url,
                     None,
                     rate,
                     conns,
                     secs,
-                )?;
-                ensure!(
-                    o.non_200 == 0 && o.success_rate == 1.0,
-                    "{what} {route} at {rate} req/s: failed requests: {o:?}"
-                );
-                Ok(o)
+                )
             };
             let fnhost = fixed(&format!("fnhost {mode}"), &host.addr)?;
             let floor = fixed("native control", &native)?;

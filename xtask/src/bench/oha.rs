@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// oha's version, installed with `cargo install` when missing.
@@ -45,8 +45,11 @@ pub fn ensure() -> Result<PathBuf> {
     Ok(installed)
 }
 
-/// oha at `rate` for `seconds`: a POST of `body` (JSON), or a GET without one.
+/// oha at `rate` for `seconds`: a POST of `body` (JSON), or a GET without one. Fails unless
+/// every request was answered 200 (`what` names the server in the error): a latency of
+/// failures measures nothing.
 pub fn run(
+    what: &str,
     oha: &Path,
     url: &str,
     body: Option<&str>,
@@ -72,7 +75,12 @@ pub fn run(
         ]);
     }
     let text = devkit::cmd::capture(cmd.arg(url))?;
-    parse(&text).with_context(|| format!("parsing oha's output:\n{text}"))
+    let o = parse(&text).with_context(|| format!("parsing oha's output:\n{text}"))?;
+    ensure!(
+        o.non_200 == 0 && o.success_rate == 1.0,
+        "{what} at {rate} req/s: failed requests: {o:?}"
+    );
+    Ok(o)
 }
 
 #[derive(Deserialize)]
