@@ -13,6 +13,12 @@ use fnhost::new;
 use fnhost::sources::commands as registry;
 use fnhost::up;
 
+/// mimalloc, not the C library's malloc: per request the host allocates and frees on both
+/// tokio threads, and the static musl build in the Docker image has a slow malloc
+/// (bench/analysis.md, "the allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "fnhost",
