@@ -43,6 +43,7 @@ pub fn init(format: LogFormat) {
         .with_env_filter(filter)
         // Colours for a person at a terminal; none in files, pipes and container logs.
         .with_ansi(io::stderr().is_terminal())
+        .with_timer(Rfc3339Micros)
         .with_writer(StderrLog);
     match format {
         LogFormat::Text => builder.with_target(false).init(),
@@ -51,6 +52,21 @@ pub fn init(format: LogFormat) {
             .flatten_event(true)
             .with_current_span(false)
             .init(),
+    }
+}
+
+/// Timestamps as tracing's default writes them (`2026-12-01T03:28:39.908521Z`, UTC), formatted
+/// by `humantime` into one buffer and written with one call: tracing's own timer formats each
+/// field with a separate `write!`, a measurable part of what the access line costs per request.
+struct Rfc3339Micros;
+
+impl tracing_subscriber::fmt::time::FormatTime for Rfc3339Micros {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(
+            w,
+            "{}",
+            humantime::format_rfc3339_micros(std::time::SystemTime::now())
+        )
     }
 }
 

@@ -395,6 +395,20 @@ fn json_logs_carry_request_ids_that_responses_echo() {
     assert_eq!(req["status"], 200);
     assert_eq!(req["path"], "/f/ok");
     assert_eq!(req["component"], "faults");
+    // What log pipelines parse: an RFC 3339 UTC timestamp with microseconds, and the
+    // handling time in milliseconds with two decimals.
+    let ts = req["timestamp"].as_str().expect("a timestamp");
+    let shape: String = ts
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect();
+    assert_eq!(shape, "9999-99-99T99:99:99.999999Z", "timestamp {ts}");
+    let ms = req["ms"].as_str().expect("ms");
+    assert!(
+        ms.parse::<f64>().is_ok_and(|v| v >= 0.0)
+            && ms.split_once('.').is_some_and(|(_, d)| d.len() == 2),
+        "ms {ms}"
+    );
     assert!(lines.iter().any(|l| l["request_id"] == "trace-abc-123"));
 }
 

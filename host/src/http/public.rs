@@ -103,6 +103,16 @@ impl RequestIds {
     }
 }
 
+/// A duration in milliseconds with two decimals, formatted straight into the log line (no
+/// `String` per request).
+struct Millis(f64);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2}", self.0 * 1000.0)
+    }
+}
+
 /// Who answered a request, when a component did (or was meant to).
 struct Answered {
     route: Arc<str>,
@@ -166,7 +176,7 @@ pub async fn handle(
         component = component.unwrap_or("-"),
         version = version.unwrap_or("-"),
         status,
-        ms = format!("{:.2}", seconds * 1000.0),
+        ms = %Millis(seconds),
         "request"
     );
     response
