@@ -6,8 +6,9 @@ For every estimator in MODELS this writes DIR/NAME/model.onnx and DIR/NAME/model
 onnx-model component serves from the directory the manifest mounts at /model.
 
 Training is seeded (random_state=0), on data shipped inside scikit-learn (Iris, diabetes), with
-the library versions of requirements.txt and one BLAS thread, and the export is normalised, so
-the files are meant to be byte-identical from run to run. conformance.py does not rely on that:
+the library versions of requirements.txt, one BLAS thread and the same BLAS kernels on every x86-64
+CPU with AVX2 (`pin_blas_kernels`), and the export is normalised, so the files are meant to be
+byte-identical from run to run and from machine to machine. conformance.py does not rely on that:
 it checks the very estimator that was exported (--with-estimator keeps it as estimator.joblib).
 
     python train.py --out DIR [--only NAME ...] [--version V] [--with-estimator]
@@ -19,9 +20,31 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import sys
 
-import joblib
+
+def pin_blas_kernels():
+    """OpenBLAS's AVX2 kernels on any x86-64 CPU that has AVX2, before numpy and scipy load it.
+
+    OpenBLAS picks its kernels by CPU when it loads: on a CPU with AVX-512 it takes the SkylakeX
+    ones, which round sums differently, and the fitted coefficients (hence model.onnx) changed
+    in their fourth digit from one machine to the next. OPENBLAS_CORETYPE set by the caller wins.
+    """
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line.split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return
+    if "avx2" in flags and "fma" in flags:
+        os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+
+
+pin_blas_kernels()
+
+import joblib  # noqa: E402  (numpy, scipy and their OpenBLAS load from here on)
 import numpy as np
 import onnx
 import skl2onnx
