@@ -70,6 +70,11 @@ pub fn histogram_sum_count(metrics: &str, name: &str, filter: &str) -> (f64, f64
     (sum, count)
 }
 
+/// The memory measurement's host returns freed pages to the system at once: by default its
+/// allocator (mimalloc) keeps them for reuse, and what start-up freed then holds the
+/// instances' memory without a change in RSS (bench/analysis.md).
+pub const MEMORY_HOST_ENV: (&str, &str) = ("MIMALLOC_PURGE_DELAY", "0");
+
 pub fn run(ctx: &Ctx) -> Result<PerInstance> {
     let (k, sleep_ms, load_secs) = if ctx.quick {
         (16usize, 1500u64, 2u32)
@@ -110,14 +115,17 @@ source = "{root}/target/wasm32-wasip2/release/test_faults.wasm"
     for pooling in [true, false] {
         let name = if pooling { "pooling" } else { "no-pooling" };
         let extra: &[&str] = if pooling { &[] } else { &["--no-pooling"] };
-        let host = Fnhost::start(
+        // Memory per concurrent instance first, in a fresh process of its own: K requests that
+        // sleep in the guest.
+        let host = Fnhost::spawn_with_env(
             ctx,
-            &format!("fnhost-inst-{name}"),
+            &format!("fnhost-inst-{name}-memory"),
             &manifest,
             &cache,
             extra,
-        )?;
-        // Memory per concurrent instance first, in the fresh process: K requests that sleep in the guest.
+            &[MEMORY_HOST_ENV],
+        )?
+        .ready()?;
         let ok = get(&host.addr, "/faults/sleep?ms=1", Duration::from_secs(30))?;
         ensure!(
             ok.status == 200,
@@ -165,6 +173,15 @@ source = "{root}/target/wasm32-wasip2/release/test_faults.wasm"
             "{name}: sleeping requests answered {statuses:?}"
         );
         let after = host.server.rss_kib()?;
+        drop(host);
+        // Instantiation times from a host with the defaults.
+        let host = Fnhost::start(
+            ctx,
+            &format!("fnhost-inst-{name}"),
+            &manifest,
+            &cache,
+            extra,
+        )?;
         let mut means = Vec::new();
         for (label, path) in [("iris", IRIS_PATH), ("pi", PI_PATH)] {
             check_route(ctx, &host.addr, path)?;

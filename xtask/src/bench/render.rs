@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result};
 
 use super::live_update::LiveUpdate;
-use super::per_instance::PerInstance;
+use super::per_instance::{PerInstance, MEMORY_HOST_ENV};
 use super::pi_compute::{Algo, PiCompute, PI_V1_ROUTE};
 use super::plot;
 use super::python::{PythonPi, DIGITS as PYTHON_DIGITS, SERVERS as PYTHON_SERVERS};
@@ -879,15 +879,19 @@ fn per_instance(p: &PerInstance) -> Result<(String, String)> {
     writeln!(md, "*Instantiation*: mean of fnhost's `fnhost_instantiation_duration_seconds` histogram \
         (sum/count, delta over a {load_secs}-second wrk run with 16 connections on the route; every \
         request gets a fresh instance). *Memory per concurrent instance*: measured first, in a freshly \
-        started fnhost (after one warm-up request), as its RSS (`VmRSS`, \
+        started fnhost of its own (after one warm-up request; with `{}={}`, so that freed pages leave \
+        the RSS at once instead of waiting in the allocator for reuse), as its RSS (`VmRSS`, \
         highest sample) while {k} requests to the test-faults component's `/sleep?ms={sleep_ms}` are \
         in flight, minus its RSS when idle just before, divided by {k}. Manifest: pi, iris and \
         test-faults (on `/faults/...`) with the spin.toml limits (128 MiB memory limit) and `max_concurrent_requests = {}` so that all \
         {k} run at once (the in-flight gauge column shows how many fnhost counted). With the pooling \
-        allocator, memory slots stay resident after use, which is why its idle RSS is higher.\n", 2 * k)?;
+        allocator, memory slots stay resident after use, which is why its idle RSS is higher.\n",
+        MEMORY_HOST_ENV.0, MEMORY_HOST_ENV.1, 2 * k)?;
     writeln!(
         md,
-        "```sh\n{}   # and the same with --no-pooling",
+        "```sh\n{}={} {}   # memory; instantiation without the variable; both again with --no-pooling",
+        MEMORY_HOST_ENV.0,
+        MEMORY_HOST_ENV.1,
         fnhost_shown("target/…/instances.toml", "")
     )?;
     writeln!(
