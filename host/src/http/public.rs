@@ -30,6 +30,7 @@ use super::response::{
 use super::serve::ResponseDeadline;
 use crate::deployments::{Deployments, Role, Slot, Version};
 use crate::engine::{classify, CancelOnDrop, Failure, RequestTrace, SlotHold};
+use crate::logging::AccessLine;
 use crate::metrics::{Metrics, RejectReason};
 use crate::router::Router;
 use crate::spec::{AppLimits, ComponentId};
@@ -103,16 +104,6 @@ impl RequestIds {
     }
 }
 
-/// A duration in milliseconds with two decimals, formatted straight into the log line (no
-/// `String` per request).
-struct Millis(f64);
-
-impl std::fmt::Display for Millis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.2}", self.0 * 1000.0)
-    }
-}
-
 /// Who answered a request, when a component did (or was meant to).
 struct Answered {
     route: Arc<str>,
@@ -155,7 +146,7 @@ pub async fn handle(
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     let status = response.status().as_u16();
-    let seconds = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
     if let Some(Answered {
         route,
         component,
@@ -164,21 +155,17 @@ pub async fn handle(
     {
         public
             .metrics
-            .request(route, component, version, status, seconds);
+            .request(route, component, version, status, elapsed.as_secs_f64());
     }
-    let component = answered.as_ref().map(|a| a.component.as_str());
-    let version = answered.as_ref().and_then(|a| a.version.as_deref());
-    tracing::info!(
-        target: crate::logging::ACCESS_TARGET,
-        request_id = %request_id,
-        method = %parts.method,
-        path = %parts.uri.path(),
-        component = component.unwrap_or("-"),
-        version = version.unwrap_or("-"),
+    crate::logging::access(&AccessLine {
+        request_id: &request_id,
+        method: &parts.method,
+        path: parts.uri.path(),
+        component: answered.as_ref().map(|a| a.component.as_str()),
+        version: answered.as_ref().and_then(|a| a.version.as_deref()),
         status,
-        ms = %Millis(seconds),
-        "request"
-    );
+        elapsed,
+    });
     response
 }
 

@@ -62,6 +62,27 @@ impl OnOffRow {
         self.on_over_off() >= 0.95
     }
 
+    /// The same runs with the sides' roles exchanged (for a run that measured off first).
+    pub fn swapped(self) -> OnOffRow {
+        OnOffRow {
+            on_req_per_s: self.off_req_per_s,
+            off_req_per_s: self.on_req_per_s,
+            on_cpu_us_per_request: self.off_cpu_us_per_request,
+            off_cpu_us_per_request: self.on_cpu_us_per_request,
+            ..self
+        }
+    }
+
+    /// Adds `other`'s runs (the same server, mode and route) to these.
+    pub fn extend(&mut self, other: OnOffRow) {
+        self.on_req_per_s.extend(other.on_req_per_s);
+        self.off_req_per_s.extend(other.off_req_per_s);
+        self.on_cpu_us_per_request
+            .extend(other.on_cpu_us_per_request);
+        self.off_cpu_us_per_request
+            .extend(other.off_cpu_us_per_request);
+    }
+
     /// Median server CPU µs per request, on and off.
     pub fn cpu_us(&self) -> (f64, f64) {
         (
