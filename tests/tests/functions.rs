@@ -1,6 +1,7 @@
 //! The two functions served by the real host over HTTP: pi (boundaries up to 10^6 digits, both
 //! versions, caching headers, bad input) and iris (one example per species, the whole data set
-//! as a batch, bad input, a model file replaced on disk, a missing model).
+//! as a batch, bad input, a model file replaced on disk, a missing model); answers carry their
+//! length.
 
 use std::time::Duration;
 
@@ -151,6 +152,27 @@ fn pi_http_details() {
         let r = host.get(&format!("/api/v0/pi?{q}"));
         assert_eq!(r.status, 400, "{q}: {}", r.text());
         assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+}
+
+#[test]
+fn answers_carry_their_length() {
+    // A function has its whole answer in hand when it replies, so the answer goes out with a
+    // Content-Length, not chunked: HTTP/1.0 clients and caches rely on it, and a chunked answer
+    // is over only when the guest closes its body stream.
+    let (_dir, host) = fixture();
+    let iris = "sl=5.1&sw=3.5&pl=1.4&pw=0.3";
+    for path in [
+        "/api/v0/pi?ndigits=100".to_string(),
+        "/api/v1/pi?ndigits=5".to_string(),
+        "/api/v0/pi?ndigits=x".to_string(),
+        format!("/api/v01/classify?{iris}"),
+        "/api/v01/classify?sl=5.1".to_string(),
+    ] {
+        let r = host.get(&path);
+        let length = r.body.len().to_string();
+        assert_eq!(r.header("content-length"), Some(length.as_str()), "{path}");
+        assert_eq!(r.header("transfer-encoding"), None, "{path}");
     }
 }
 

@@ -1,5 +1,16 @@
 //! (feature `spin`) A [`Reply`] as a spin-sdk 7 response: status, headers in
-//! their order (a repeated name is sent repeatedly) and body, unchanged.
+//! their order (a repeated name is sent repeatedly) and body, unchanged, plus a
+//! `Content-Length` when the body has bytes and the reply does not name its
+//! length itself.
+//!
+//! The body is complete in memory, so its length is known; without the header
+//! the host streams it chunked, and an HTTP server only learns that a chunked
+//! response is over when the guest closes its body stream, one more wake-up of
+//! the guest and usually one more write to the socket per response. HTTP/1.0
+//! clients get a length instead of a connection closed at the end. An empty
+//! body gets no header: it is also how `HEAD` answers, whose length is the
+//! `GET`'s (RFC 9110 §8.6), and statuses without content (1xx, 204, 304) must
+//! not claim one.
 //!
 //! A glue crate returns the `Reply` itself (or a `Result` of it) from its
 //! `#[spin_sdk::http_service]` handler, through [`IntoResponse`]. A reply that
@@ -17,9 +28,14 @@ use crate::Reply;
 impl Reply {
     /// The reply as spin-sdk's response type, or why it is not valid HTTP.
     pub fn into_spin_response(self) -> Result<Response<FullBody<Bytes>>, spin_sdk::http::Error> {
+        let content_length = (!self.body.is_empty() && self.header("content-length").is_none())
+            .then(|| self.body.len());
         let mut response = Response::<()>::builder().status(self.status);
         for (name, value) in self.headers {
             response = response.header(name, value);
+        }
+        if let Some(len) = content_length {
+            response = response.header("content-length", len);
         }
         Ok(response.body(FullBody::new(Bytes::from(self.body)))?)
     }
@@ -71,9 +87,18 @@ mod tests {
                 ("allow", "GET, HEAD"),
                 ("set-cookie", "a=1"),
                 ("set-cookie", "b=2"),
+                ("content-length", "14"),
             ]
         );
         assert_eq!(body_bytes(response), br#"{"error":"no"}"#);
+    }
+
+    #[test]
+    fn a_length_the_reply_names_is_kept() {
+        let reply = Reply::json(200, &[1]).with_header("content-length", "3");
+        let response = reply.into_spin_response().expect("a valid reply");
+        let lengths: Vec<_> = response.headers().get_all("content-length").iter().collect();
+        assert_eq!(lengths, ["3"]);
     }
 
     #[test]
@@ -85,6 +110,11 @@ mod tests {
         };
         let response = reply.into_spin_response().expect("a valid reply");
         assert_eq!(response.status().as_u16(), 304);
+        assert_eq!(
+            response.headers().get("content-length"),
+            None,
+            "a 304 has no content, and an empty HEAD answer is not a zero length"
+        );
         assert_eq!(body_bytes(response), b"");
     }
 
