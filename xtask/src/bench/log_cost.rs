@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::render::verdict;
 use super::servers::{fnhost_shown, IRIS_PATH, PI_PATH};
 use super::stats::{median, runs};
-use super::timeout_cost::{measure_on_off, modes, start_pair, OnOffRow, Side};
+use super::timeout_cost::{fnhost_round, modes, start_pair, OnOffRow};
 use super::{wrk, Ctx};
 
 /// Routes measured: the short requests, where a log line weighs most.
@@ -62,22 +62,14 @@ pub fn run(ctx: &Ctx) -> Result<LogCost> {
                 &[],
                 &[LOG_OFF],
             )?;
-            for (i, (route, path)) in ROUTES.into_iter().enumerate() {
-                let label = ("fnhost", mode, route);
-                let measure =
-                    |sides| measure_on_off(ctx, label, sides, path, conns, secs, 1, !ctx.quick);
-                // On first in even rounds, off first in odd ones: whichever side runs second
-                // meets a machine the first has just warmed.
-                let row = if round % 2 == 0 {
-                    measure([Side::of(&on), Side::of(&off)])?
-                } else {
-                    measure([Side::of(&off), Side::of(&on)])?.swapped()
-                };
-                match mode_rows.get_mut(i) {
-                    Some(r) => r.extend(row),
-                    None => mode_rows.push(row),
-                }
-            }
+            fnhost_round(
+                ctx,
+                (mode, round),
+                [&on, &off],
+                &ROUTES,
+                (conns, secs),
+                &mut mode_rows,
+            )?;
             // What is compared: the access log written on one side only (flushed within 50 ms).
             std::thread::sleep(std::time::Duration::from_millis(200));
             ensure!(

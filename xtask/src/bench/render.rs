@@ -524,7 +524,18 @@ fn serving(ctx: &Ctx, quick: bool, s: &Serving) -> Result<(String, String)> {
     let routes = routes(s);
     let mut md = String::new();
     writeln!(md, "## 2. Serving throughput and latency\n")?;
-    writeln!(md, "wrk on 127.0.0.1 for {secs} s per cell{}; wrk uses min(connections, 2) threads. Routes: \
+    let rounds = if s.rounds > 1 {
+        format!(
+            " in each of {} rounds; every server is started anew for each round and the servers \
+            take their turns in the opposite order in odd rounds (a process measured once can be a \
+            few percent off its twin, bench/analysis.md), and a cell shows the median round (the \
+            rounds' req/s in brackets)",
+            s.rounds
+        )
+    } else {
+        String::new()
+    };
+    writeln!(md, "wrk on 127.0.0.1 for {secs} s per cell{}{rounds}; wrk uses min(connections, 2) threads. Routes: \
         `{IRIS_PATH}` (iris GET) and `{PI_PATH}` (pi v2). fnhost and `wasmtime serve` run the same modules: pi \
         as built without Spin's variables (`{PORTABLE_PI}`, `--no-default-features`; it imports only WASI \
         and wasi:http, which `wasmtime serve` implements), so fnhost serves `spin.toml` with that source. \
@@ -562,9 +573,14 @@ fn serving(ctx: &Ctx, quick: bool, s: &Serving) -> Result<(String, String)> {
         )
     });
     for r in shown_rows {
+        let rounds = if r.rounds_req_per_s.len() > 1 {
+            format!(" ({})", runs(&r.rounds_req_per_s))
+        } else {
+            String::new()
+        };
         writeln!(
             md,
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0}{rounds} | {} | {} | {} | {} |",
             r.route,
             r.conns,
             r.server,
@@ -699,9 +715,11 @@ fn timeout_cost(t: &TimeoutCost) -> Result<(String, String)> {
     writeln!(md, "Target: throughput with the timeout on must stay within 5% of it off (on / off ≥ 0.95). \
         Two fnhost processes serve the same manifest side by side, one with its defaults (epoch \
         interruption on: CPU-time request timeouts) and one with `--no-cpu-timeouts` (no epoch \
-        interruption, no timeouts for guests that spin); wrk runs {secs} s at {conns} connections against \
-        them alternately, on, off, on, off, … ({pairs} runs each{}). Medians of req/s; the individual runs \
-        are in brackets, in order. *fresh* = `spin-side-by-side.toml` (`spin.toml` with pi from \
+        interruption, no timeouts for guests that spin). In each of {pairs} rounds both are started \
+        anew and wrk runs {secs} s at {conns} connections against each once{}, the one with timeouts \
+        first in even rounds and the other first in odd ones (one pair of processes measured \
+        repeatedly can be a few percent apart for reasons of its own: section 2c). Medians of req/s; \
+        the individual runs are in brackets, in order. *fresh* = `spin-side-by-side.toml` (`spin.toml` with pi from \
         `{PORTABLE_PI}`, as in section 2; a new instance per request); *reuse128* = the same + \
         `instance_reuse = 128` for pi and iris. The idle process uses no CPU while the other \
         is measured. *CPU per request* is the server process's user + system time during a run \
@@ -709,7 +727,7 @@ fn timeout_cost(t: &TimeoutCost) -> Result<(String, String)> {
         sharing the two cores than req/s, and the difference is what the timeouts cost each request. \
         `wasmtime serve` rows: the same comparison for wasmtime-cli 48 with `-W timeout=30s` (its \
         timeouts are epoch interruption too) against no timeout, a new instance per request.\n",
-        if t.warm_up { ", after an unrecorded 1-second warm-up of each" } else { "" })?;
+        if t.warm_up { " (after an unrecorded 1-second warm-up of each)" } else { "" })?;
     writeln!(md, "```sh")?;
     writeln!(md, "{}", fnhost_shown("spin-side-by-side.toml", ""))?;
     writeln!(

@@ -1,7 +1,7 @@
 //! Section 2b, what the CPU-time timeouts (epoch interruption) cost: the same manifest served
 //! by two fnhost processes side by side, one with its defaults and one with
-//! `--no-cpu-timeouts`, measured alternately (req/s and server CPU time per request); and the
-//! same for `wasmtime serve -W timeout` against no timeout.
+//! `--no-cpu-timeouts`, measured alternately (req/s and server CPU time per request) in rounds
+//! that start both anew; and the same for `wasmtime serve -W timeout` against no timeout.
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +27,8 @@ pub const ROUTES: [(&str, &str, &str); 3] = [
 pub struct TimeoutCost {
     pub conns: u32,
     pub seconds_per_run: u32,
-    /// Runs of each side.
+    /// Runs of each side: one per round, both processes started anew for each (before
+    /// 2026-12-01, runs of one pair of processes).
     pub runs_each: usize,
     /// Whether each side had an unrecorded 1-second warm-up.
     pub warm_up: bool,
@@ -206,78 +207,139 @@ pub fn start_pair(
     Ok([on, off])
 }
 
-pub fn run(ctx: &Ctx) -> Result<TimeoutCost> {
-    let (secs, pairs) = if ctx.quick { (1u32, 2usize) } else { (5, 3) };
-    let conns = 16;
-    let cache = ctx.work.join("cache-timeouts");
-    let mut rows = Vec::new();
-    for (mode, manifest) in modes(ctx, "timeouts")? {
-        let [on, off] = start_pair(
-            ctx,
-            &format!("fnhost-{mode}-timeouts"),
-            &manifest,
-            &cache,
-            &["--no-cpu-timeouts"],
-            &[],
-        )?;
-        for (route, path, _) in ROUTES {
-            rows.push(measure_on_off(
+/// One round's measurement of an on/off pair, in this round's turn order: on first in even
+/// rounds, off first in odd ones (whichever side runs second meets a machine the first has
+/// just warmed). The row has the sides in their roles either way.
+pub fn in_turn<'a>(
+    round: usize,
+    on: Side<'a>,
+    off: Side<'a>,
+    measure: impl FnOnce([Side<'a>; 2]) -> Result<OnOffRow>,
+) -> Result<OnOffRow> {
+    if round.is_multiple_of(2) {
+        measure([on, off])
+    } else {
+        Ok(measure([off, on])?.swapped())
+    }
+}
+
+/// One round of two fnhost processes, `on` against `off`, once on each of `routes` (name,
+/// path) in the round's turn order; the runs are added to `rows`, one row per route.
+pub fn fnhost_round(
+    ctx: &Ctx,
+    (mode, round): (&str, usize),
+    [on, off]: [&Fnhost; 2],
+    routes: &[(&str, &str)],
+    (conns, secs): (u32, u32),
+    rows: &mut Vec<OnOffRow>,
+) -> Result<()> {
+    for (i, &(route, path)) in routes.iter().enumerate() {
+        let row = in_turn(round, Side::of(on), Side::of(off), |sides| {
+            measure_on_off(
                 ctx,
                 ("fnhost", mode, route),
-                [Side::of(&on), Side::of(&off)],
+                sides,
                 path,
                 conns,
                 secs,
-                pairs,
+                1,
                 !ctx.quick,
-            )?);
+            )
+        })?;
+        add_round(rows, i, row);
+    }
+    Ok(())
+}
+
+/// Adds a round's `row` to `rows[i]` (or starts it, in the first round).
+pub fn add_round(rows: &mut Vec<OnOffRow>, i: usize, row: OnOffRow) {
+    match rows.get_mut(i) {
+        Some(r) => r.extend(row),
+        None => rows.push(row),
+    }
+}
+
+pub fn run(ctx: &Ctx) -> Result<TimeoutCost> {
+    let (secs, rounds) = if ctx.quick { (1u32, 2usize) } else { (5, 4) };
+    let conns = 16;
+    let cache = ctx.work.join("cache-timeouts");
+    let mut rows = Vec::new();
+    // Both processes are started anew every round: one pair of processes measured against each
+    // other can differ by a few percent for reasons of its own (bench/analysis.md, section 2c).
+    for (mode, manifest) in modes(ctx, "timeouts")? {
+        let mut mode_rows = Vec::new();
+        for round in 0..rounds {
+            let [on, off] = start_pair(
+                ctx,
+                &format!("fnhost-{mode}-timeouts"),
+                &manifest,
+                &cache,
+                &["--no-cpu-timeouts"],
+                &[],
+            )?;
+            let routes = ROUTES.map(|(route, path, _)| (route, path));
+            fnhost_round(
+                ctx,
+                (mode, round),
+                [&on, &off],
+                &routes,
+                (conns, secs),
+                &mut mode_rows,
+            )?;
         }
+        rows.extend(mode_rows);
     }
     // The same comparison for wasmtime serve, whose `-W timeout` is also epoch interruption:
     // how much of the cost is the mechanism rather than fnhost's use of it.
     if ctx.wasmtime.is_some() {
         for (route, path, wasm) in ROUTES {
-            let (on, on_addr) = start_wasmtime(
-                ctx,
-                &format!("wasmtime-timeouts-on-{wasm}"),
-                wasm,
-                true,
-                &["-W", "timeout=30s"],
-                path,
-            )?;
-            let (off, off_addr) = start_wasmtime(
-                ctx,
-                &format!("wasmtime-timeouts-off-{wasm}"),
-                wasm,
-                true,
-                &[],
-                path,
-            )?;
-            rows.push(measure_on_off(
-                ctx,
-                ("wasmtime serve", "fresh", route),
-                [
-                    Side {
-                        pid: on.pid(),
-                        addr: &on_addr,
-                    },
-                    Side {
-                        pid: off.pid(),
-                        addr: &off_addr,
-                    },
-                ],
-                path,
-                conns,
-                secs,
-                pairs,
-                true,
-            )?);
+            let mut route_rows = Vec::new();
+            for round in 0..rounds {
+                let (on, on_addr) = start_wasmtime(
+                    ctx,
+                    &format!("wasmtime-timeouts-on-{wasm}"),
+                    wasm,
+                    true,
+                    &["-W", "timeout=30s"],
+                    path,
+                )?;
+                let (off, off_addr) = start_wasmtime(
+                    ctx,
+                    &format!("wasmtime-timeouts-off-{wasm}"),
+                    wasm,
+                    true,
+                    &[],
+                    path,
+                )?;
+                let on = Side {
+                    pid: on.pid(),
+                    addr: &on_addr,
+                };
+                let off = Side {
+                    pid: off.pid(),
+                    addr: &off_addr,
+                };
+                let row = in_turn(round, on, off, |sides| {
+                    measure_on_off(
+                        ctx,
+                        ("wasmtime serve", "fresh", route),
+                        sides,
+                        path,
+                        conns,
+                        secs,
+                        1,
+                        true,
+                    )
+                })?;
+                add_round(&mut route_rows, 0, row);
+            }
+            rows.extend(route_rows);
         }
     }
     Ok(TimeoutCost {
         conns,
         seconds_per_run: secs,
-        runs_each: pairs,
+        runs_each: rounds,
         warm_up: !ctx.quick,
         rows,
     })
