@@ -145,6 +145,7 @@ fn each_template_scaffolds_builds_serves_and_answers() {
     let hello = host.get("/hello");
     assert_eq!(hello.status, 200);
     assert_eq!(hello.text(), "hello from hello: GET /hello\n");
+    assert_eq!(hello.header("content-length"), Some("29"), "not chunked");
 
     // z = -1 + 1.5·2 - 0.5·2 = 1 with the template's model.json.
     let score = host.get("/scorer?x1=2&x2=2");
@@ -152,6 +153,8 @@ fn each_template_scaffolds_builds_serves_and_answers() {
     let p = score.json()["score"].as_f64().unwrap();
     assert!((p - 1.0 / (1.0 + (-1.0f64).exp())).abs() < 1e-12, "{p}");
     assert_eq!(score.json()["model"], "scorer@1");
+    let length = score.body.len().to_string();
+    assert_eq!(score.header("content-length"), Some(length.as_str()), "not chunked");
     assert_eq!(host.get("/scorer?x1=2").status, 400);
 }
 
