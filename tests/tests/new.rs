@@ -154,7 +154,11 @@ fn each_template_scaffolds_builds_serves_and_answers() {
     assert!((p - 1.0 / (1.0 + (-1.0f64).exp())).abs() < 1e-12, "{p}");
     assert_eq!(score.json()["model"], "scorer@1");
     let length = score.body.len().to_string();
-    assert_eq!(score.header("content-length"), Some(length.as_str()), "not chunked");
+    assert_eq!(
+        score.header("content-length"),
+        Some(length.as_str()),
+        "not chunked"
+    );
     assert_eq!(host.get("/scorer?x1=2").status, 400);
 }
 

@@ -97,7 +97,11 @@ mod tests {
     fn a_length_the_reply_names_is_kept() {
         let reply = Reply::json(200, &[1]).with_header("content-length", "3");
         let response = reply.into_spin_response().expect("a valid reply");
-        let lengths: Vec<_> = response.headers().get_all("content-length").iter().collect();
+        let lengths: Vec<_> = response
+            .headers()
+            .get_all("content-length")
+            .iter()
+            .collect();
         assert_eq!(lengths, ["3"]);
     }
 
