@@ -284,6 +284,57 @@ fn iris_examples_batch_of_all_rows_and_bad_input() {
     assert!(r.error().contains("10000"), "{}", r.error());
 }
 
+/// With the model file's times settled, a reused instance stats the file instead of reading it
+/// (iris-core's `model_file`): a rewrite that keeps the size, and a replacement by another file
+/// of the same size and modification time, must still change the next answer.
+#[test]
+fn iris_reused_instance_sees_same_size_replacements_of_a_settled_model_file() {
+    let (dir, host) = fixture();
+    let path = dir.join("models/iris/model.json");
+    let v1 = std::fs::read_to_string(&path).unwrap();
+    let same_size = |name: &str| {
+        let text = v1.replacen("\"iris-logreg\"", &format!("\"{name}\""), 1);
+        assert_eq!((text.len(), text != v1), (v1.len(), true));
+        text
+    };
+    let other = dir.write("models/other.json", same_size("iris-logreq"));
+    let settle = || std::thread::sleep(iris_core::TIMESTAMP_SLACK + Duration::from_millis(500));
+    let classify = || host.get("/api/v01-reused/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.3");
+    let model = || classify().json()["model"].as_str().unwrap().to_owned();
+
+    settle();
+    for _ in 0..3 {
+        assert_eq!(model(), "iris-logreg@1");
+    }
+    // In place, as many bytes (a new modification time, the same file).
+    std::fs::write(&path, same_size("iris-logreh")).unwrap();
+    assert_eq!(
+        model(),
+        "iris-logreh@1",
+        "the next request sees the rewrite"
+    );
+
+    settle();
+    for _ in 0..3 {
+        assert_eq!(model(), "iris-logreh@1");
+    }
+    // Replaced by another file with the same size and modification time (as `tar x` or
+    // `cp -p` can leave one), moved over it: only the file's identity differs.
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&other)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    std::fs::rename(&other, &path).unwrap();
+    assert_eq!(
+        model(),
+        "iris-logreq@1",
+        "the next request sees the replacement"
+    );
+}
+
 #[test]
 fn iris_model_file_replaced_on_disk_answers_next_and_missing_model_is_503() {
     let (dir, host) = fixture();

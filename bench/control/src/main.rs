@@ -3,8 +3,9 @@
 //! * `native-control --listen ADDR --model models/iris/v1/model.json [--algo chudnovsky|machin]`
 //!   serves `/api/v0/pi` and `/api/v01/classify` from the same pure-Rust cores the wasm
 //!   components use (`pi_core::http::respond`, `iris_core::respond`) behind a plain hyper 1
-//!   HTTP/1.1 server on a multi-threaded tokio runtime, plus `GET /healthz`. Like the iris
-//!   component, it reads the model file on every request (so both do the same work); like the
+//!   HTTP/1.1 server on a multi-threaded tokio runtime, plus `GET /healthz`. Like a reused iris
+//!   component instance, each thread keeps the model it parsed and reads the file again only
+//!   when iris-core's `model_file` rule cannot prove it unchanged (so both do the same work); like the
 //!   pi components (whose manifest variable `max_ndigits` it stands in for), the maximum
 //!   `ndigits` comes from the environment variable `PI_MAX_NDIGITS` (default 1000000).
 //! * `native-control --time-pi ALGO --ndigits N [--reps R]` computes π in-process R times and
@@ -15,7 +16,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 /// The environment variable that plays the role of the components' `max_ndigits` variable.
 const MAX_NDIGITS_ENV: &str = "PI_MAX_NDIGITS";
@@ -206,20 +207,22 @@ async fn handle(
             } else {
                 Vec::new()
             };
-            let model = match std::fs::read(&config.model) {
-                Ok(bytes) => iris_core::load_model(&bytes),
-                Err(e) => Err(iris_core::ModelError::Missing(format!(
-                    "cannot read {}: {e}",
-                    config.model.display()
-                ))),
-            };
-            let r = iris_core::respond(
-                &method,
-                query.as_deref(),
-                content_type.as_deref(),
-                &body,
-                model.as_ref().map_err(Clone::clone),
-            );
+            let r = MODEL_FILE.with_borrow_mut(|file| {
+                let model = file.model(
+                    || stamp(&config.model),
+                    || {
+                        std::fs::read(&config.model)
+                            .map_err(|e| format!("cannot read {}: {e}", config.model.display()))
+                    },
+                );
+                iris_core::respond(
+                    &method,
+                    query.as_deref(),
+                    content_type.as_deref(),
+                    &body,
+                    model,
+                )
+            });
             (r.status, r.headers, r.body)
         }
         _ => (
@@ -236,4 +239,27 @@ async fn handle(
         }
     }
     Ok(resp)
+}
+
+thread_local! {
+    /// The model file as this thread last read it (as one reused wasm instance keeps it).
+    static MODEL_FILE: std::cell::RefCell<iris_core::ModelFile> =
+        const { std::cell::RefCell::new(iris_core::ModelFile::new()) };
+}
+
+/// The model file's stamp and the time just before the stat (see iris-core's `model_file`).
+fn stamp(path: &std::path::Path) -> Option<(iris_core::FileStamp, Duration)> {
+    use std::os::unix::fs::MetadataExt;
+    let since_epoch = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).ok();
+    let now = since_epoch(SystemTime::now())?;
+    let meta = std::fs::metadata(path).ok()?;
+    let stamp = iris_core::FileStamp {
+        identity: (meta.dev(), meta.ino()),
+        size: meta.len(),
+        modified: meta.modified().ok().and_then(since_epoch),
+        changed: u64::try_from(meta.ctime())
+            .ok()
+            .map(|s| Duration::new(s, meta.ctime_nsec() as u32)),
+    };
+    Some((stamp, now))
 }

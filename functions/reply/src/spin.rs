@@ -29,7 +29,7 @@ impl Reply {
     /// The reply as spin-sdk's response type, or why it is not valid HTTP.
     pub fn into_spin_response(self) -> Result<Response<FullBody<Bytes>>, spin_sdk::http::Error> {
         let content_length = (!self.body.is_empty() && self.header("content-length").is_none())
-            .then(|| self.body.len());
+            .then_some(self.body.len());
         let mut response = Response::<()>::builder().status(self.status);
         for (name, value) in self.headers {
             response = response.header(name, value);

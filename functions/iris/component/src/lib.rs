@@ -1,20 +1,27 @@
-//! The iris classifier component: wasm glue only. Per request it reads the
+//! The iris classifier component: wasm glue only. Per request it looks at the
 //! model file the host grants at `/model` (so replacing the file changes the
 //! next answer), reads the body of a POST up to iris-core's size limit, and
 //! hands everything to [`iris_core::respond`], whose [`Reply`] it returns as
 //! the HTTP response (fn-reply's `spin` feature). An instance that serves many
-//! requests (`instance_reuse`) parses the model again only when the file's
-//! bytes change.
+//! requests (`instance_reuse`) keeps the model it parsed: it reads the file again
+//! only when a stat of it does not prove it unchanged, and parses again only when
+//! the bytes differ (iris-core's `model_file` says when a stat is proof).
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
+use std::time::Duration;
 
 use futures::StreamExt;
-use iris_core::{load_model, respond, Model, ModelError, Reply, MAX_BODY_BYTES};
+use iris_core::{respond, FileStamp, Model, ModelError, ModelFile, Reply, MAX_BODY_BYTES};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::Request;
+use wasip2::clocks::wall_clock::{self, Datetime};
+use wasip2::filesystem::preopens;
+use wasip2::filesystem::types::{Descriptor, PathFlags};
 
 /// Where the manifest's `files` entry mounts `models/iris/vN`.
 const MODEL_PATH: &str = "/model/model.json";
+const MODEL_DIR_PATH: &str = "/model";
+const MODEL_FILE_NAME: &str = "model.json";
 
 #[spin_sdk::http_service]
 async fn handle(req: Request) -> Result<Reply, spin_sdk::http::Error> {
@@ -50,29 +57,43 @@ async fn handle(req: Request) -> Result<Reply, spin_sdk::http::Error> {
 }
 
 thread_local! {
-    /// The model file's bytes as last read, and what they parsed to (errors included: the
-    /// same bytes give the same answer). A fresh instance per request starts empty.
-    static LAST_MODEL: RefCell<Option<(Vec<u8>, Result<Model, ModelError>)>> =
-        const { RefCell::new(None) };
+    /// The model file as last read (a fresh instance per request starts empty).
+    static MODEL_FILE: RefCell<ModelFile> = const { RefCell::new(ModelFile::new()) };
+    /// The `/model` directory the host grants, once looked up per instance.
+    static MODEL_DIR: OnceCell<Option<Descriptor>> = const { OnceCell::new() };
 }
 
-/// Reads the model file and calls `f` with its model, parsed unless the bytes are those
-/// this instance parsed last.
+/// Calls `f` with the model, read and parsed only when the file may have changed.
 fn with_model<T>(f: impl FnOnce(Result<&Model, ModelError>) -> T) -> T {
-    let bytes = match std::fs::read(MODEL_PATH) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return f(Err(ModelError::Missing(format!(
-                "cannot read {MODEL_PATH}: {e}"
-            ))))
-        }
-    };
-    LAST_MODEL.with_borrow_mut(|last| {
-        if last.as_ref().is_none_or(|(cached, _)| *cached != bytes) {
-            let model = load_model(&bytes);
-            *last = Some((bytes, model));
-        }
-        let (_, model) = last.as_ref().expect("set above");
-        f(model.as_ref().map_err(Clone::clone))
+    MODEL_FILE.with_borrow_mut(|file| {
+        f(file.model(stamp, || {
+            std::fs::read(MODEL_PATH).map_err(|e| format!("cannot read {MODEL_PATH}: {e}"))
+        }))
+    })
+}
+
+/// The model file's stamp and the time just before it was taken, or `None` when it cannot be
+/// had (no `/model` preopen, no file).
+fn stamp() -> Option<(FileStamp, Duration)> {
+    let time = |t: Datetime| Duration::new(t.seconds, t.nanoseconds);
+    let now = time(wall_clock::now());
+    MODEL_DIR.with(|dir| {
+        let dir = dir
+            .get_or_init(|| {
+                preopens::get_directories()
+                    .into_iter()
+                    .find_map(|(dir, path)| (path == MODEL_DIR_PATH).then_some(dir))
+            })
+            .as_ref()?;
+        let follow = PathFlags::SYMLINK_FOLLOW;
+        let stat = dir.stat_at(follow, MODEL_FILE_NAME).ok()?;
+        let identity = dir.metadata_hash_at(follow, MODEL_FILE_NAME).ok()?;
+        let stamp = FileStamp {
+            identity: (identity.upper, identity.lower),
+            size: stat.size,
+            modified: stat.data_modification_timestamp.map(time),
+            changed: stat.status_change_timestamp.map(time),
+        };
+        Some((stamp, now))
     })
 }
