@@ -5,8 +5,8 @@
 //!   components use (`pi_core::http::respond`, `iris_core::respond`) behind a plain hyper 1
 //!   HTTP/1.1 server on a multi-threaded tokio runtime, plus `GET /healthz`. Like a reused iris
 //!   component instance, each thread keeps the model it parsed and reads the file again only
-//!   when iris-core's `model_file` rule cannot prove it unchanged (so both do the same work); like the
-//!   pi components (whose manifest variable `max_ndigits` it stands in for), the maximum
+//!   when iris-core's `model_file` rule cannot prove it unchanged (so both do the same work);
+//!   like the pi components (whose manifest variable `max_ndigits` it stands in for), the maximum
 //!   `ndigits` comes from the environment variable `PI_MAX_NDIGITS` (default 1000000).
 //! * `native-control --time-pi ALGO --ndigits N [--reps R]` computes π in-process R times and
 //!   prints one JSON line: the wall time of each run in seconds, the process's peak RSS
