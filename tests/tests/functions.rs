@@ -335,6 +335,48 @@ fn iris_reused_instance_sees_same_size_replacements_of_a_settled_model_file() {
     );
 }
 
+/// A model mounted the way a Kubernetes ConfigMap mounts its files (`model.json` a symlink
+/// through `..data` into a timestamped directory, updated by swapping `..data`): the reused
+/// instance stats what the link points to, so a settled file swapped for one of the same size
+/// and modification time changes the next answer.
+#[test]
+fn iris_reused_instance_follows_a_configmap_style_symlinked_model() {
+    let (dir, host) = fixture();
+    let v1 = std::fs::read_to_string(dir.join("models/iris/model.json")).unwrap();
+    let v1b = v1.replacen("\"iris-logreg\"", "\"iris-logreh\"", 1);
+    assert_eq!(v1b.len(), v1.len());
+    std::fs::remove_file(dir.join("models/iris/model.json")).unwrap();
+    let a = dir.write("models/iris/..2026_12_01_a/model.json", &v1);
+    let b = dir.write("models/iris/..2026_12_01_b/model.json", &v1b);
+    let modified = std::fs::metadata(&a).unwrap().modified().unwrap();
+    let b_file = std::fs::File::options().write(true).open(&b).unwrap();
+    b_file.set_modified(modified).unwrap();
+    drop(b_file);
+    let link = |target: &str, name: &str| {
+        std::os::unix::fs::symlink(target, dir.join("models/iris").join(name)).unwrap()
+    };
+    link("..2026_12_01_a", "..data");
+    link("..data/model.json", "model.json");
+    let model = || {
+        let r = host.get("/api/v01-reused/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.3");
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["model"].as_str().unwrap().to_owned()
+    };
+
+    std::thread::sleep(iris_core::TIMESTAMP_SLACK + Duration::from_millis(500));
+    for _ in 0..3 {
+        assert_eq!(model(), "iris-logreg@1");
+    }
+    // The kubelet's update: a new `..data` link moved over the old one.
+    link("..2026_12_01_b", "..data_tmp");
+    std::fs::rename(
+        dir.join("models/iris/..data_tmp"),
+        dir.join("models/iris/..data"),
+    )
+    .unwrap();
+    assert_eq!(model(), "iris-logreh@1", "the next request sees the swap");
+}
+
 #[test]
 fn iris_model_file_replaced_on_disk_answers_next_and_missing_model_is_503() {
     let (dir, host) = fixture();

@@ -16,7 +16,7 @@ use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::Request;
 use wasip2::clocks::wall_clock::{self, Datetime};
 use wasip2::filesystem::preopens;
-use wasip2::filesystem::types::{Descriptor, PathFlags};
+use wasip2::filesystem::types::{Descriptor, DescriptorType, PathFlags};
 
 /// Where the manifest's `files` entry mounts `models/iris/vN`.
 const MODEL_PATH: &str = "/model/model.json";
@@ -85,9 +85,16 @@ fn stamp() -> Option<(FileStamp, Duration)> {
                     .find_map(|(dir, path)| (path == MODEL_DIR_PATH).then_some(dir))
             })
             .as_ref()?;
-        let follow = PathFlags::SYMLINK_FOLLOW;
-        let stat = dir.stat_at(follow, MODEL_FILE_NAME).ok()?;
-        let identity = dir.metadata_hash_at(follow, MODEL_FILE_NAME).ok()?;
+        // Without following symlinks a stat of a plain name is one `statx` in wasmtime's WASI;
+        // following them it is `openat2`, `statx` and `close` (a sandboxed path walk). Follow
+        // only when the name is a link (a Kubernetes ConfigMap mounts one per file).
+        let mut flags = PathFlags::empty();
+        let mut stat = dir.stat_at(flags, MODEL_FILE_NAME).ok()?;
+        if stat.type_ == DescriptorType::SymbolicLink {
+            flags = PathFlags::SYMLINK_FOLLOW;
+            stat = dir.stat_at(flags, MODEL_FILE_NAME).ok()?;
+        }
+        let identity = dir.metadata_hash_at(flags, MODEL_FILE_NAME).ok()?;
         let stamp = FileStamp {
             identity: (identity.upper, identity.lower),
             size: stat.size,
