@@ -543,10 +543,10 @@ fn serving(ctx: &Ctx, quick: bool, s: &Serving) -> Result<(String, String)> {
         *fresh* = a new instance per request (fnhost's default; `wasmtime serve --max-instance-reuse-count 1`). \
         *reuse128* = fnhost with `instance_reuse = 128`; *wasmtime serve default* = its defaults for WASIp3 \
         components (reuse up to 128 requests, up to 16 concurrently per instance). *native* = `native-control`, \
-        the same `pi-core`/`iris-core` functions behind a plain hyper 1 server (it reads the iris model file on \
-        every request, as the component does). fnhost runs with its defaults: at most \
-        `max_concurrent_requests` = 4 × cores = {} requests execute at once (the rest queue), and it \
-        logs one INFO line per request (to a file here).\n",
+        the same `pi-core`/`iris-core` functions behind a plain hyper 1 server (it looks at the iris model \
+        file on every request by the same rule as the component: iris-core's `model_file`). fnhost runs \
+        with its defaults: at most `max_concurrent_requests` = 4 × cores = {} requests execute at once \
+        (the rest queue), and it logs one INFO line per request (to a file here).\n",
         if s.warm_up { " after an unrecorded 1-second warm-up" } else { "" },
         s.fnhost_max_concurrent_requests)?;
     writeln!(md, "```sh")?;
