@@ -298,7 +298,7 @@ fn iris_reused_instance_sees_same_size_replacements_of_a_settled_model_file() {
         text
     };
     let other = dir.write("models/other.json", same_size("iris-logreq"));
-    let settle = || std::thread::sleep(iris_core::TIMESTAMP_SLACK + Duration::from_millis(500));
+    let settle = || std::thread::sleep(fn_file_stamp::TIMESTAMP_SLACK + Duration::from_millis(500));
     let classify = || host.get("/api/v01-reused/classify?sl=5.1&sw=3.5&pl=1.4&pw=0.3");
     let model = || classify().json()["model"].as_str().unwrap().to_owned();
 
@@ -363,7 +363,7 @@ fn iris_reused_instance_follows_a_configmap_style_symlinked_model() {
         r.json()["model"].as_str().unwrap().to_owned()
     };
 
-    std::thread::sleep(iris_core::TIMESTAMP_SLACK + Duration::from_millis(500));
+    std::thread::sleep(fn_file_stamp::TIMESTAMP_SLACK + Duration::from_millis(500));
     for _ in 0..3 {
         assert_eq!(model(), "iris-logreg@1");
     }

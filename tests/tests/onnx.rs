@@ -1,7 +1,7 @@
 //! The generic ONNX model component (`onnx_model.wasm`) served by the real host: the Open
 //! Inference Protocol and KServe V1, bad input named field by field, the iris contract answered
 //! exactly as the iris function answers it, a model replaced on disk (and a half-replaced pair
-//! refused), a missing or corrupt model while other routes serve, and every scikit-learn
+//! refused; a settled ConfigMap-style mount swapped for same-size files), a missing or corrupt model while other routes serve, and every scikit-learn
 //! estimator's answers equal to scikit-learn's and onnxruntime's (`conformance.py`).
 //!
 //! The last two need the Python environment of `functions/onnx/python`; it is created in the
@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use e2e::{onnx_compiled_cache, root, wasm, Host, Reply, Start, TempDir};
 use serde_json::{json, Value};
@@ -578,6 +579,65 @@ fn a_model_replaced_on_disk_answers_the_next_request_and_a_half_replaced_pair_is
     assert_eq!(r.status, 503, "{}", r.text());
     std::fs::write(dir.join("served/model.onnx"), &full).unwrap();
     assert_eq!(infer("iris-random-forest").status, 200);
+}
+
+/// Once the files' times are settled, a reused instance only stats them (fn-file-stamp's rule):
+/// a model mounted the way a Kubernetes ConfigMap mounts it (each file a symlink through `..data`
+/// into a timestamped directory, updated by swapping `..data`) still changes the next answer
+/// when the new files have the very sizes and modification times of the old, and so does a
+/// settled `model.json` rewritten in place at the same size.
+#[test]
+fn a_settled_configmap_style_model_swapped_for_same_size_files_answers_next() {
+    let dir = TempDir::new("onnx-configmap");
+    let json = std::fs::read_to_string(root().join(IRIS_MODEL).join("model.json")).unwrap();
+    let v2 = json.replacen("\"version\": \"1\"", "\"version\": \"2\"", 1);
+    let v3 = json.replacen("\"version\": \"1\"", "\"version\": \"3\"", 1);
+    assert!(v2 != json && v2.len() == json.len() && v3.len() == json.len());
+    copy_model(&root().join(IRIS_MODEL), &dir, "served/..2026_12_01_a");
+    copy_model(&root().join(IRIS_MODEL), &dir, "served/..2026_12_01_b");
+    dir.write("served/..2026_12_01_b/model.json", &v2);
+    for file in ["model.onnx", "model.json"] {
+        let a = dir.join("served/..2026_12_01_a").join(file);
+        let modified = std::fs::metadata(&a).unwrap().modified().unwrap();
+        let b = std::fs::File::options()
+            .write(true)
+            .open(dir.join("served/..2026_12_01_b").join(file))
+            .unwrap();
+        b.set_modified(modified).unwrap();
+    }
+    let link = |target: &str, name: &str| {
+        std::os::unix::fs::symlink(target, dir.join("served").join(name)).unwrap()
+    };
+    link("..2026_12_01_a", "..data");
+    link("..data/model.onnx", "model.onnx");
+    link("..data/model.json", "model.json");
+    let host = serve(
+        &dir,
+        &[("m", "served", &["/v2/..."])],
+        "instance_reuse = 1000",
+    );
+    let version = || {
+        let r = host.get(&format!("/v2/models/{IRIS_NAME}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["versions"][0].as_str().unwrap().to_owned()
+    };
+    let settle = || std::thread::sleep(fn_file_stamp::TIMESTAMP_SLACK + Duration::from_millis(500));
+
+    settle();
+    for _ in 0..3 {
+        assert_eq!(version(), "1");
+    }
+    // The kubelet's update: a new `..data` link moved over the old one.
+    link("..2026_12_01_b", "..data_tmp");
+    std::fs::rename(dir.join("served/..data_tmp"), dir.join("served/..data")).unwrap();
+    assert_eq!(version(), "2", "the next request sees the swap");
+
+    settle();
+    for _ in 0..3 {
+        assert_eq!(version(), "2");
+    }
+    std::fs::write(dir.join("served/..2026_12_01_b/model.json"), &v3).unwrap();
+    assert_eq!(version(), "3", "the next request sees the rewrite");
 }
 
 #[test]

@@ -28,6 +28,7 @@ const NATIVE_TEST_CRATES: &[&str] = &[
     "onnx-venv",
     "fn-reply",
     "fn-features",
+    "fn-file-stamp",
     "e2e",
     "devkit",
     "xtask",

@@ -16,7 +16,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// The environment variable that plays the role of the components' `max_ndigits` variable.
 const MAX_NDIGITS_ENV: &str = "PI_MAX_NDIGITS";
@@ -249,17 +249,6 @@ thread_local! {
 
 /// The model file's stamp and the time just before the stat (see iris-core's `model_file`).
 fn stamp(path: &std::path::Path) -> Option<(iris_core::FileStamp, Duration)> {
-    use std::os::unix::fs::MetadataExt;
-    let since_epoch = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).ok();
-    let now = since_epoch(SystemTime::now())?;
-    let meta = std::fs::metadata(path).ok()?;
-    let stamp = iris_core::FileStamp {
-        identity: (meta.dev(), meta.ino()),
-        size: meta.len(),
-        modified: meta.modified().ok().and_then(since_epoch),
-        changed: u64::try_from(meta.ctime())
-            .ok()
-            .map(|s| Duration::new(s, meta.ctime_nsec() as u32)),
-    };
-    Some((stamp, now))
+    let now = fn_file_stamp::unix::now();
+    Some((fn_file_stamp::unix::stamp(path).ok()?, now))
 }

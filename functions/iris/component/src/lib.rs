@@ -5,18 +5,18 @@
 //! the HTTP response (fn-reply's `spin` feature). An instance that serves many
 //! requests (`instance_reuse`) keeps the model it parsed: it reads the file again
 //! only when a stat of it does not prove it unchanged, and parses again only when
-//! the bytes differ (iris-core's `model_file` says when a stat is proof).
+//! the bytes differ (iris-core's `model_file`, on fn-file-stamp's rule, says when a stat is
+//! proof).
 
 use std::cell::{OnceCell, RefCell};
 use std::time::Duration;
 
+use fn_file_stamp::wasi;
 use futures::StreamExt;
 use iris_core::{respond, FileStamp, Model, ModelError, ModelFile, Reply, MAX_BODY_BYTES};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::Request;
-use wasip2::clocks::wall_clock::{self, Datetime};
-use wasip2::filesystem::preopens;
-use wasip2::filesystem::types::{Descriptor, DescriptorType, PathFlags};
+use wasip2::filesystem::types::Descriptor;
 
 /// Where the manifest's `files` entry mounts `models/iris/vN`.
 const MODEL_PATH: &str = "/model/model.json";
@@ -75,32 +75,10 @@ fn with_model<T>(f: impl FnOnce(Result<&Model, ModelError>) -> T) -> T {
 /// The model file's stamp and the time just before it was taken, or `None` when it cannot be
 /// had (no `/model` preopen, no file).
 fn stamp() -> Option<(FileStamp, Duration)> {
-    let time = |t: Datetime| Duration::new(t.seconds, t.nanoseconds);
-    let now = time(wall_clock::now());
+    let now = wasi::now();
     MODEL_DIR.with(|dir| {
-        let dir = dir
-            .get_or_init(|| {
-                preopens::get_directories()
-                    .into_iter()
-                    .find_map(|(dir, path)| (path == MODEL_DIR_PATH).then_some(dir))
-            })
-            .as_ref()?;
-        // Without following symlinks a stat of a plain name is one `statx` in wasmtime's WASI;
-        // following them it is `openat2`, `statx` and `close` (a sandboxed path walk). Follow
-        // only when the name is a link (a Kubernetes ConfigMap mounts one per file).
-        let mut flags = PathFlags::empty();
-        let mut stat = dir.stat_at(flags, MODEL_FILE_NAME).ok()?;
-        if stat.type_ == DescriptorType::SymbolicLink {
-            flags = PathFlags::SYMLINK_FOLLOW;
-            stat = dir.stat_at(flags, MODEL_FILE_NAME).ok()?;
-        }
-        let identity = dir.metadata_hash_at(flags, MODEL_FILE_NAME).ok()?;
-        let stamp = FileStamp {
-            identity: (identity.upper, identity.lower),
-            size: stat.size,
-            modified: stat.data_modification_timestamp.map(time),
-            changed: stat.status_change_timestamp.map(time),
-        };
+        let dir = dir.get_or_init(|| wasi::preopen(MODEL_DIR_PATH)).as_ref()?;
+        let stamp = wasi::stamp_at(dir, MODEL_FILE_NAME).ok()?;
         Some((stamp, now))
     })
 }

@@ -19,7 +19,7 @@ pub use model::{
     Model, ModelError, Prediction, FEATURES, FORMAT, KIND_K_NEAREST_NEIGHBORS,
     KIND_LOGISTIC_REGRESSION, METRIC_EUCLIDEAN,
 };
-pub use model_file::{FileStamp, ModelFile, TIMESTAMP_SLACK};
+pub use model_file::{FileStamp, ModelFile};
 
 /// The route this function serves.
 pub const ROUTE: &str = "/api/v01/classify";

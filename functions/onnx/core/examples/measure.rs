@@ -33,7 +33,10 @@ fn main() {
         let onnx = std::fs::read(dir.join("model.onnx")).expect("model.onnx");
         let metadata = std::fs::read(dir.join("model.json")).ok();
         let load = time(20, || Model::load(&onnx, metadata.as_deref()).unwrap());
-        let model = ModelCache::new().lookup(dir).model.expect("model loads");
+        let model = ModelCache::new()
+            .lookup_on_unix(dir)
+            .model
+            .expect("model loads");
         let table = model.table.as_ref().expect("a [rows, columns] model");
         let row: Vec<f64> = (0..table.features.len()).map(|i| 0.5 + i as f64).collect();
         let one = time(200, || {
@@ -44,8 +47,8 @@ fn main() {
         let hundred_rows = vec![row.clone(); 100];
         let hundred = time(50, || model.predict_rows(table, &hundred_rows).unwrap());
         let mut cache = ModelCache::new();
-        cache.lookup(dir);
-        let cached = time(200, || cache.lookup(dir).model.is_ok());
+        cache.lookup_on_unix(dir);
+        let cached = time(200, || cache.lookup_on_unix(dir).model.is_ok());
         let body = format!(
             "{{\"inputs\":[{{\"data\":{:?},\"datatype\":\"FP32\",\"name\":\"{}\",\"shape\":[1,{}]}}]}}",
             row,
