@@ -24,6 +24,17 @@ fn temp_copy(tag: &str) -> PathBuf {
     dir
 }
 
+/// Writes the committed `model.json` into `dir` with its version set to `version`.
+fn write_version(dir: &Path, version: &str) {
+    let json = std::fs::read_to_string(committed().join("model.json")).unwrap();
+    let set = format!("\"version\": \"{version}\"");
+    std::fs::write(
+        dir.join("model.json"),
+        json.replacen("\"version\": \"1\"", &set, 1),
+    )
+    .unwrap();
+}
+
 #[test]
 fn loads_once_and_again_when_a_file_changes() {
     let dir = temp_copy("reload");
@@ -40,12 +51,7 @@ fn loads_once_and_again_when_a_file_changes() {
         "unchanged files: cached"
     );
 
-    let json = std::fs::read_to_string(dir.join("model.json")).unwrap();
-    std::fs::write(
-        dir.join("model.json"),
-        json.replacen("\"version\": \"1\"", "\"version\": \"2\"", 1),
-    )
-    .unwrap();
+    write_version(&dir, "2");
     let again = cache.lookup_on_unix(&dir);
     assert!(again.loaded_in.is_some());
     assert_eq!(again.model.unwrap().version, "2");
@@ -123,9 +129,7 @@ fn settled_unchanged_stamps_stand_in_for_reading_model_json() {
     let mut cache = ModelCache::new();
     assert_eq!(version(&mut cache, &dir, 200, stamp(1)), "1");
     // Changed on disk, not in the stamps: the settled stamps are all that is looked at.
-    let json = std::fs::read_to_string(dir.join("model.json")).unwrap();
-    let v2 = json.replacen("\"version\": \"1\"", "\"version\": \"2\"", 1);
-    std::fs::write(dir.join("model.json"), &v2).unwrap();
+    write_version(&dir, "2");
     assert_eq!(version(&mut cache, &dir, 201, stamp(1)), "1");
     // A stamp that differs in anything is a reason to read.
     let moved = stamp(3);
@@ -134,7 +138,7 @@ fn settled_unchanged_stamps_stand_in_for_reading_model_json() {
         modified: Some(secs(150)),
         ..moved
     };
-    std::fs::write(dir.join("model.json"), &json).unwrap();
+    write_version(&dir, "1");
     assert_eq!(version(&mut cache, &dir, 203, rewritten), "1");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -145,9 +149,7 @@ fn stamps_within_the_slack_read_model_json_every_time() {
     let mut cache = ModelCache::new();
     // Stamped at 100 s, looked at 101 s: a change at 101.5 s could carry the same stamp.
     assert_eq!(version(&mut cache, &dir, 101, stamp(1)), "1");
-    let json = std::fs::read_to_string(dir.join("model.json")).unwrap();
-    let v2 = json.replacen("\"version\": \"1\"", "\"version\": \"2\"", 1);
-    std::fs::write(dir.join("model.json"), &v2).unwrap();
+    write_version(&dir, "2");
     assert_eq!(version(&mut cache, &dir, 101, stamp(1)), "2");
     std::fs::remove_dir_all(&dir).unwrap();
 }
