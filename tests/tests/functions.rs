@@ -1,8 +1,9 @@
 //! The two functions served by the real host over HTTP: pi (boundaries up to 10^6 digits, both
 //! versions, caching headers, bad input) and iris (one example per species, the whole data set
 //! as a batch, bad input, a model file replaced on disk, a missing model); answers carry their
-//! length.
+//! length. Only pi is compiled with wasm's wide-arithmetic proposal.
 
+use std::path::Path;
 use std::time::Duration;
 
 use e2e::{pi_decimals, root, wait_until, wasm, Host, TempDir};
@@ -424,5 +425,55 @@ fn iris_model_file_replaced_on_disk_answers_next_and_missing_model_is_503() {
             "{route}"
         );
         assert_eq!(classify(q).json()["model"], "iris-logreg@1", "{route}");
+    }
+}
+
+/// How many of wasm's wide-arithmetic instructions (64×64→128-bit multiplies, 128-bit adds and
+/// subtracts) the core modules of the component in `file` hold.
+fn wide_arithmetic_instructions(file: &Path) -> usize {
+    use wasmparser::{Operator, Parser, Payload, WasmFeatures};
+    let bytes = std::fs::read(file).unwrap();
+    let mut parser = Parser::new(0);
+    parser.set_features(WasmFeatures::all());
+    let mut count = 0;
+    for payload in parser.parse_all(&bytes) {
+        let Payload::CodeSectionEntry(body) = payload.unwrap() else {
+            continue;
+        };
+        let mut ops = body.get_operators_reader().unwrap();
+        while !ops.eof() {
+            if matches!(
+                ops.read().unwrap(),
+                Operator::I64MulWideU
+                    | Operator::I64MulWideS
+                    | Operator::I64Add128
+                    | Operator::I64Sub128
+            ) {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+/// pi's speed at large sizes comes from `i64.mul_wide_u` (4–5× at 10^4 digits and more), and
+/// pi's answers are checked against reference digits. In any other component the instructions
+/// are a hazard: the LLVM in rustc 1.95 miscompiles some of their uses (`3i64.checked_mul(4)`
+/// came out `None`, llvm-project#199910), so `cargo xtask build` compiles only pi with them.
+#[test]
+fn only_pi_is_compiled_with_wide_arithmetic() {
+    for pi in ["pi_chudnovsky", "pi_picrunch"] {
+        assert!(
+            wide_arithmetic_instructions(&wasm(pi)) > 0,
+            "{pi}.wasm has no wide-arithmetic instruction: pi's limb products are slow again"
+        );
+    }
+    for other in ["iris", "onnx_model", "test_faults", "test_hello_p2"] {
+        let n = wide_arithmetic_instructions(&wasm(other));
+        assert_eq!(
+            n, 0,
+            "{other}.wasm holds {n} wide-arithmetic instructions: compiled with the feature \
+             that rustc 1.95's LLVM can miscompile"
+        );
     }
 }

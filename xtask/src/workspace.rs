@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use devkit::cmd::{capture, run};
 use devkit::install::{pip_install, PipPackage};
 use devkit::python::{activated, spin_sdk_venv, PythonComponent};
@@ -12,8 +12,22 @@ use devkit::python::{activated, spin_sdk_venv, PythonComponent};
 use crate::docker::Dockerd;
 use crate::{bench, fleet, image, k8s};
 
-/// The components `cargo xtask up` serves (crate names).
-const FUNCTIONS: &[&str] = &["pi-chudnovsky", "pi-picrunch", "iris", "onnx-model"];
+/// The components `cargo xtask up` serves (crate names), built as the workspace's release
+/// profile says; the pi components are [`WIDE_ARITHMETIC_FUNCTIONS`].
+const FUNCTIONS: &[&str] = &["iris", "onnx-model"];
+/// Components compiled with wasm's `wide-arithmetic` proposal, and only these: pi's limb
+/// arithmetic multiplies 64×64→128 bits, one `i64.mul_wide_u` instead of a `__multi3` call
+/// (4–5× faster at 10^4 digits and more, bench/analysis.md). The LLVM in rustc 1.95 miscompiles
+/// some uses of those instructions — `3i64.checked_mul(4)` is `None` (llvm-project#199910,
+/// fixed in LLVM after this rustc) — so no other component gets the feature: pi's output is
+/// checked digit for digit against a reference in the tests, a model server's is not.
+const WIDE_ARITHMETIC_FUNCTIONS: &[(&str, &str)] = &[
+    ("pi-chudnovsky", "pi_chudnovsky.wasm"),
+    ("pi-picrunch", "pi_picrunch.wasm"),
+];
+/// The target directory of [`WIDE_ARITHMETIC_FUNCTIONS`] (their flags differ from the other
+/// components', and sharing one directory would rebuild the dependencies at every switch).
+const WIDE_ARITHMETIC_TARGET: &str = "wide-arithmetic";
 /// Python functions (built with Spin's Python SDK): source directory, module, component file.
 const PYTHON_FUNCTIONS: &[(&str, &str, &str)] = &[("functions/pi-python", "app", "pi_python.wasm")];
 /// Test-only components used by the end-to-end tests.
@@ -42,6 +56,27 @@ pub use devkit::workspace::{root, target_dir};
 /// Where `cargo xtask build` puts the components.
 pub fn wasm_dir() -> PathBuf {
     target_dir().join("wasm32-wasip2/release")
+}
+
+/// `cargo build --release --target wasm32-wasip2` with `wide-arithmetic` on, in
+/// `target_dir` (see [`WIDE_ARITHMETIC_FUNCTIONS`]); the caller adds the packages.
+pub fn cargo_wide_arithmetic(target_dir: &Path) -> Command {
+    let mut c = cargo();
+    // Replaces any rustflags of .cargo/config.toml for this build (cargo takes the first set
+    // of: CARGO_ENCODED_RUSTFLAGS, RUSTFLAGS, the config's).
+    c.env(
+        "CARGO_ENCODED_RUSTFLAGS",
+        "-Ctarget-feature=+wide-arithmetic",
+    );
+    c.args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "--target-dir",
+    ]);
+    c.arg(target_dir);
+    c
 }
 
 /// `cargo`, in the workspace root.
@@ -79,6 +114,18 @@ pub fn build(with_tests: bool) -> Result<()> {
         wasm.args(["-p", c]);
     }
     run(&mut wasm)?;
+    let wide_target = target_dir().join(WIDE_ARITHMETIC_TARGET);
+    let mut wide = cargo_wide_arithmetic(&wide_target);
+    for (c, _) in WIDE_ARITHMETIC_FUNCTIONS {
+        wide.args(["-p", c]);
+    }
+    run(&mut wide)?;
+    // Next to the other components, where spin.toml and every test look for them.
+    for (_, file) in WIDE_ARITHMETIC_FUNCTIONS {
+        let from = wide_target.join("wasm32-wasip2/release").join(file);
+        std::fs::copy(&from, wasm_dir().join(file))
+            .with_context(|| format!("copying {} to {}", from.display(), wasm_dir().display()))?;
+    }
     let venv = spin_sdk_venv()?;
     build_python_functions(&venv)?;
     devkit::spin_build::build_components(&root().join("spin.toml"), &activated(&venv)?)?;

@@ -219,15 +219,11 @@ fn prepare(root: &Path, quick: bool) -> Result<Ctx> {
     // pi for side-by-side runs with `wasmtime serve` (see servers::PORTABLE_PI); its own target
     // directory, so the workspace's pi_chudnovsky.wasm stays the one spin.toml serves.
     devkit::cmd::run(
-        cargo()
-            .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .args([
-                "-p",
-                "pi-chudnovsky",
-                "--no-default-features",
-                "--target-dir",
-            ])
-            .arg(root.join(servers::PORTABLE_PI_TARGET)),
+        crate::workspace::cargo_wide_arithmetic(&root.join(servers::PORTABLE_PI_TARGET)).args([
+            "-p",
+            "pi-chudnovsky",
+            "--no-default-features",
+        ]),
     )?;
     ensure!(
         root.join(servers::PORTABLE_PI).exists(),
