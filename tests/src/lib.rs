@@ -234,6 +234,11 @@ impl Host {
         self.server.cpu_time().unwrap()
     }
 
+    /// Minor page faults the host process has taken so far (all threads).
+    pub fn minor_faults(&self) -> u64 {
+        self.server.minor_faults().unwrap()
+    }
+
     /// The value of an unlabelled metric (`fnhost_requests_in_flight`), from the admin API.
     pub fn metric(&self, name: &str) -> f64 {
         let text = self.admin("GET", "/metrics", None).text();

@@ -42,10 +42,10 @@ use crate::metrics::Metrics;
 use crate::spec::{CapabilityGrants, Sha256};
 
 /// How much of each pooled linear memory stays resident between instances (see `pooling`):
-/// enough for a Python interpreter's working set (a Spin-SDK component touches tens of MiB
-/// per instance), whose pages would otherwise be faulted in again for every fresh instance.
-/// Only pages a guest wrote are kept and copied back from the image, so small guests keep
-/// only what they use.
+/// enough for a Python interpreter's memory (a Spin-SDK component starts with an 18.6 MiB
+/// heap snapshot and writes all over it), whose pages would otherwise be faulted in again,
+/// each with a cross-core TLB shootdown, by every fresh instance. A slot keeps the first
+/// `min(size of its memory, this)` bytes resident.
 const KEEP_RESIDENT_BYTES: usize = 64 << 20;
 
 /// Engine-wide settings, from the command line and `[application.tool.fnhost]`.
@@ -176,13 +176,17 @@ fn pooling(max_memory_bytes: u64) -> PoolingAllocationConfig {
     pool.max_memories_per_component(4);
     pool.max_tables_per_component(8);
     pool.max_core_instances_per_component(32);
-    // Reset the low pages of a slot with memset (only those actually touched, found with
-    // PAGEMAP_SCAN where the kernel has it) instead of madvise: a fresh instance per request
-    // then takes no page faults and causes no TLB shootdowns for the memory a typical request
-    // uses. (Batching the remaining decommits would keep whole freed memories resident until a
-    // batch fills, so it stays off.)
+    // Reset the low pages of a slot in place (memset, or a copy from the memory image) instead
+    // of madvise: a fresh instance per request then takes no page faults and causes no TLB
+    // shootdowns for the memory it uses. (Batching the remaining decommits would keep whole
+    // freed memories resident until a batch fills, so it stays off.)
     pool.linear_memory_keep_resident(KEEP_RESIDENT_BYTES);
     pool.table_keep_resident(64 << 10);
-    pool.pagemap_scan(wasmtime::Enabled::Auto);
+    // Reset the whole resident prefix, not only the pages PAGEMAP_SCAN reports as written:
+    // wasmtime 48's scan stops after 32 runs of written pages and decommits everything after
+    // the 32nd (wasmtime#14357), so an interpreter that writes all over its heap (CPython)
+    // had most of it faulted in again by every fresh instance, at 2-3x the CPU per request
+    // (bench/analysis.md). Small guests lose nothing measurable: their memories are a few MiB.
+    pool.pagemap_scan(wasmtime::Enabled::No);
     pool
 }
