@@ -365,15 +365,28 @@ mod tests {
 
     #[test]
     fn minor_faults_count_pages_first_touched() {
+        use rustix::mm::{mmap_anonymous, munmap, MapFlags, ProtFlags};
         let me = std::process::id();
+        // 256 pages of a new anonymous mapping (not the C allocator's, which may hand out
+        // pages already touched), each written once: one fault each.
+        let len = 256 << 12;
         let before = minor_faults(me).unwrap();
-        // 256 pages of fresh anonymous memory, each written once: at least one fault each
-        // (the allocator maps them untouched).
-        let mut pages = vec![0u8; 256 << 12];
-        for page in pages.chunks_mut(4096) {
-            page[0] = 1;
+        // SAFETY: a new private mapping of `len` bytes, written only within it, unmapped once.
+        unsafe {
+            let pages = mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE,
+            )
+            .unwrap()
+            .cast::<u8>();
+            for page in 0..256 {
+                pages.add(page << 12).write_volatile(1);
+            }
+            let after = minor_faults(me).unwrap();
+            munmap(pages.cast(), len).unwrap();
+            assert!(after >= before + 256, "{before} → {after}");
         }
-        std::hint::black_box(&pages);
-        assert!(minor_faults(me).unwrap() >= before + 256);
     }
 }
