@@ -239,13 +239,6 @@ impl Host {
         self.server.minor_faults().unwrap()
     }
 
-    /// CPU time the host's threads named `name` have used so far.
-    pub fn thread_cpu_time(&self, name: &str) -> Duration {
-        self.server
-            .thread_cpu_time(name)
-            .unwrap_or_else(|e| panic!("{e:#}"))
-    }
-
     /// The value of an unlabelled metric (`fnhost_requests_in_flight`), from the admin API.
     pub fn metric(&self, name: &str) -> f64 {
         let text = self.admin("GET", "/metrics", None).text();

@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use devkit::python::{spin_sdk_venv, PythonComponent};
 use devkit::workspace::target_dir;
@@ -327,9 +326,7 @@ fn a_fresh_python_instance_per_request_takes_no_page_faults() {
             "request {n}"
         );
     };
-    // The first requests bring the host's own memory and the memory slots into use (a few: an
-    // instance reset on the teardown thread keeps its slot a little longer, so the next one
-    // may take another; each slot faults the heap in once).
+    // The first requests take the slot and the host's own memory.
     (0..20).for_each(pi);
     let before = host.minor_faults();
     const REQUESTS: u64 = 50;
@@ -338,40 +335,6 @@ fn a_fresh_python_instance_per_request_takes_no_page_faults() {
     assert!(
         per_request < 20,
         "{per_request} page faults per request with a fresh Python instance each"
-    );
-}
-
-/// Dropping a fresh Python instance resets its memory slot: a copy of its 18.6 MiB heap
-/// snapshot, about 2 ms. That happens on the host's teardown thread, not on the thread about
-/// to serve the next request (with one connection each request waited for the previous
-/// instance's reset: bench/analysis.md). A small guest's instance (pi in Rust, about 2 MiB) is
-/// dropped in place, where the hand-off to another thread would cost more than the reset.
-#[test]
-fn large_instances_are_torn_down_off_the_request_path() {
-    const TEARDOWN: &str = "fnhost-teardown";
-    let (_dir, host) = pi_fixture();
-    let pi = |path: &str, n: usize| {
-        let r = host.get(&format!("{path}?ndigits=10"));
-        assert_eq!(
-            r.text(),
-            r#"{"ndigits":10,"pi":"3.1415926535"}"#,
-            "{path}, request {n}"
-        );
-    };
-    let idle = host.thread_cpu_time(TEARDOWN);
-    (0..200).for_each(|n| pi("/rust/pi", n));
-    let after_small = host.thread_cpu_time(TEARDOWN);
-    assert_eq!(
-        after_small, idle,
-        "the teardown thread ran for 200 instances of a small guest"
-    );
-    (0..50).for_each(|n| pi("/api/v0/pi", n));
-    // 50 resets of about 2 ms each (the thread's CPU time is the scheduler's, to the
-    // nanosecond): at least a fifth of that on the teardown thread.
-    let torn = host.thread_cpu_time(TEARDOWN) - after_small;
-    assert!(
-        torn >= Duration::from_millis(20),
-        "the teardown thread used {torn:?} for 50 fresh Python instances"
     );
 }
 

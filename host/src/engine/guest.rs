@@ -21,7 +21,6 @@ use super::failure::{InstanceFaults, MemoryLimitExceeded};
 use super::outbound::OutboundPolicy;
 use super::output::GuestOutput;
 use super::request::{InstanceRequests, RequestTrace};
-use super::teardown::Teardown;
 use super::worker::{Expiration, Worker};
 use crate::capabilities::{CapabilitiesCtx, CapabilitiesView, Grants, InstanceCapabilities};
 use crate::metrics::Metrics;
@@ -54,13 +53,6 @@ pub struct GuestState {
     pub(super) deadline: Instant,
     pub(super) faults: Arc<InstanceFaults>,
     pub(super) requests: Arc<InstanceRequests>,
-}
-
-impl GuestState {
-    /// The bytes of linear memory this store's instances have (all memories together).
-    pub(super) fn memory_bytes(&self) -> usize {
-        self.limits.memory_bytes
-    }
 }
 
 impl WasiView for GuestState {
@@ -156,7 +148,6 @@ pub struct VersionState {
     pre: ProxyPre<GuestState>,
     policy: InstancePolicy,
     metrics: Arc<Metrics>,
-    teardown: Teardown,
 }
 
 impl VersionState {
@@ -166,7 +157,6 @@ impl VersionState {
         pre: ProxyPre<GuestState>,
         policy: InstancePolicy,
         metrics: Arc<Metrics>,
-        teardown: Teardown,
     ) -> VersionState {
         VersionState {
             engine,
@@ -174,7 +164,6 @@ impl VersionState {
             pre,
             policy,
             metrics,
-            teardown,
         }
     }
 
@@ -252,7 +241,6 @@ impl HandlerState for VersionState {
                 self.policy.instance_reuse,
                 matches!(self.pre, ProxyPre::P3(_)),
                 self.policy.request_timeout,
-                self.teardown.clone(),
             ),
         })
     }

@@ -1,8 +1,8 @@
 //! Everything wasmtime, one concern per module: the engine's configuration and linker (here),
 //! the compiled-module cache (`cache`), which wasi:http world a component serves (`world`), the
 //! epoch ticker and deadlines (`epoch`), a guest's store and grants (`guest`), instance
-//! lifetime and reuse (`worker`), where a store is dropped (`teardown`), outbound HTTP
-//! (`outbound`) and failure classification (`failure`).
+//! lifetime and reuse (`worker`), outbound HTTP (`outbound`) and failure classification
+//! (`failure`).
 //!
 //! One [`Runtime`] holds the `Engine` (pooling allocator, epoch interruption, wide-arithmetic,
 //! component-model-async) and the `Linker` (WASI p2 + p3, wasi:http p2 + p3, and what
@@ -20,7 +20,6 @@ mod guest;
 mod outbound;
 mod output;
 mod request;
-mod teardown;
 mod worker;
 mod world;
 
@@ -72,7 +71,6 @@ pub struct Runtime {
     cache: cache::CompiledCache,
     capabilities: HostCapabilities,
     metrics: Arc<Metrics>,
-    teardown: teardown::Teardown,
     _ticker: Option<epoch::EpochTicker>,
 }
 
@@ -123,7 +121,6 @@ impl Runtime {
             cache,
             capabilities: HostCapabilities::new(&settings.state_dir),
             metrics,
-            teardown: teardown::Teardown::spawn()?,
             _ticker: ticker,
         })
     }
@@ -165,7 +162,6 @@ impl Runtime {
             pre,
             policy,
             self.metrics.clone(),
-            self.teardown.clone(),
         ))
     }
 }

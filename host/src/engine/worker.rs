@@ -21,7 +21,6 @@ use wasmtime_wasi_http::handler::{ShouldAccept, WorkerExpiration, WorkerState, W
 use super::failure::InstanceFaults;
 use super::guest::{GuestState, RequestData};
 use super::request::InstanceRequests;
-use super::teardown::Teardown;
 
 /// Requests one reused WASIp3 instance may run at once (as `wasmtime serve`).
 const MAX_CONCURRENT_PER_REUSED_INSTANCE: usize = 16;
@@ -89,17 +88,11 @@ pub struct Worker {
     reuse: u32,
     max_concurrent: usize,
     request_timeout: Duration,
-    teardown: Teardown,
 }
 
 impl Worker {
     /// `concurrent`: whether the handler can run requests concurrently (WASIp3's async export).
-    pub(super) fn new(
-        reuse: u32,
-        concurrent: bool,
-        request_timeout: Duration,
-        teardown: Teardown,
-    ) -> Worker {
+    pub(super) fn new(reuse: u32, concurrent: bool, request_timeout: Duration) -> Worker {
         Worker {
             reuse,
             max_concurrent: if reuse > 1 && concurrent {
@@ -108,7 +101,6 @@ impl Worker {
                 1
             },
             request_timeout,
-            teardown,
         }
     }
 }
@@ -149,6 +141,6 @@ impl WorkerState for Worker {
         if let Err(e) = result {
             tracing::debug!(error = %format!("{e:#}"), "instance ended with an error");
         }
-        self.teardown.drop_store(store);
+        drop(store);
     }
 }
