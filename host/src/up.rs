@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::admin::{self, Admin, AdminRoots};
 use crate::deployments::Deployments;
@@ -86,22 +87,22 @@ pub struct UpOptions {
     /// time out). Only for measuring what the timeouts cost; never in production.
     #[arg(long)]
     no_cpu_timeouts: bool,
-    /// Worker threads of the async runtime (default: one per core).
-    #[arg(long)]
-    threads: Option<usize>,
+    /// Threads serving public requests, each with its own instances (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
 }
 
 pub fn run(opts: UpOptions) -> Result<()> {
     logging::init(opts.log_format);
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if let Some(n) = opts.threads {
-        rt.worker_threads(n);
-    }
-    let served = rt.build()?.block_on(async {
-        let host = opts.execute().await?;
-        host.serve().await
-    });
+    // Start-up, the admin API, watching and signals run here; public requests are served on
+    // their own threads (`http::lanes`), started by `Host::serve`.
+    let served = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let host = opts.execute().await?;
+            host.serve().await
+        });
     logging::flush();
     served
 }
@@ -118,6 +119,7 @@ pub struct Host {
     admin_tls: Option<tokio_rustls::TlsAcceptor>,
     metrics_only: Option<TcpListener>,
     watch: bool,
+    serving_lanes: usize,
 }
 
 impl UpOptions {
@@ -172,6 +174,7 @@ impl UpOptions {
                 None => None,
             },
             watch: !self.no_watch,
+            serving_lanes: self.serving_lanes(&app),
             app,
             deployments,
             metrics,
@@ -197,8 +200,19 @@ impl UpOptions {
         Ok(tls)
     }
 
+    /// One per core (or `--threads`), and no more than execution slots: every lane has its
+    /// own share of them (`http::admission`).
+    fn serving_lanes(&self, app: &App) -> usize {
+        let wanted = match self.threads {
+            Some(n) => n.into(),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        wanted.min(app.limits.max_concurrent_requests)
+    }
+
     fn engine_settings(&self, app: &App) -> Result<EngineSettings> {
         Ok(EngineSettings {
+            serving_lanes: self.serving_lanes(app),
             pooling: !self.no_pooling,
             epoch_deadlines: !self.no_cpu_timeouts,
             // The pooling allocator's slots must fit the largest memory any component may have.
@@ -339,6 +353,7 @@ impl Host {
             self.deployments.clone(),
             limits.clone(),
             self.metrics.clone(),
+            self.serving_lanes,
         ));
         let admin = Arc::new(Admin::new(
             self.deployments.clone(),
@@ -349,19 +364,31 @@ impl Host {
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let drain = limits.request_timeout + Duration::from_secs(5);
-        let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(http::serve(
+        let lanes = http::lanes::spawn(
             self.public,
-            None,
-            limits.clone(),
+            self.serving_lanes,
+            &limits,
             move |req, conn| http::handle(public.clone(), req, conn.response_deadline.clone()),
-            stop_rx.clone(),
+            &stop_rx,
             drain,
-        ));
+        )?;
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(async move {
+            let joined = tokio::task::spawn_blocking(move || {
+                for lane in lanes {
+                    if lane.join().is_err() {
+                        tracing::error!("a serving thread panicked");
+                    }
+                }
+            });
+            let _ = joined.await;
+        });
         tasks.spawn(http::serve(
             self.admin,
             self.admin_tls,
             limits.clone(),
+            Arc::new(Semaphore::new(limits.max_connections)),
+            None,
             move |req, _| admin::handle(admin.clone(), req),
             stop_rx.clone(),
             drain,
@@ -372,6 +399,8 @@ impl Host {
                 l,
                 None,
                 limits.clone(),
+                Arc::new(Semaphore::new(limits.max_connections)),
+                None,
                 move |req, _| {
                     let resp = admin::metrics_listener_response(&metrics, req.uri().path());
                     async move { resp }

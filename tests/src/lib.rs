@@ -235,6 +235,13 @@ impl Host {
     }
 
     /// Minor page faults the host process has taken so far (all threads).
+    /// CPU time the host's threads named `name` have used so far (see devkit).
+    pub fn thread_cpu_time(&self, name: &str) -> Duration {
+        self.server
+            .thread_cpu_time(name)
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
     pub fn minor_faults(&self) -> u64 {
         self.server.minor_faults().unwrap()
     }

@@ -290,6 +290,66 @@ fn sigterm_finishes_requests_in_flight() {
     assert!(status.success(), "clean exit: {status}");
 }
 
+/// CPU time of the host's two serving threads.
+fn lane_cpu(host: &Host) -> [Duration; 2] {
+    ["fnhost-lane-0", "fnhost-lane-1"].map(|lane| host.thread_cpu_time(lane))
+}
+
+/// Each lane's share of the CPU the lanes used since `before`.
+fn lane_shares(host: &Host, before: [Duration; 2]) -> [f64; 2] {
+    let after = lane_cpu(host);
+    let used = [0, 1].map(|i| (after[i] - before[i]).as_secs_f64());
+    let total = used[0] + used[1];
+    used.map(|u| u / total)
+}
+
+#[test]
+fn a_connection_stays_on_one_serving_thread_and_connections_spread_over_them() {
+    let dir = fixture();
+    let mut s = Start::new(dir.path());
+    s.extra_args = ["--threads", "2"].map(String::from).to_vec();
+    let host = Host::try_start(s).unwrap();
+    let url = host.url("/api/v0/pi?ndigits=2000");
+    assert_eq!(host.get("/api/v0/pi?ndigits=2000").status, 200);
+
+    // One keep-alive connection: its requests, their instances and answers all run on the
+    // thread that accepted it, none handed to the other.
+    let agent = e2e::Client::new(Duration::from_secs(30));
+    let before = lane_cpu(&host);
+    for _ in 0..150 {
+        assert_eq!(e2e::send(&agent, "GET", &url, &[], None).status, 200);
+    }
+    let shares = lane_shares(&host, before);
+    let busy = shares[0].max(shares[1]);
+    assert!(
+        busy > 0.97,
+        "one connection's requests ran on both serving threads: {shares:?} of their CPU"
+    );
+
+    // Eight connections opened at once are shared out evenly, whichever thread wakes first.
+    let before = lane_cpu(&host);
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let agent = e2e::Client::new(Duration::from_secs(30));
+                for _ in 0..60 {
+                    assert_eq!(e2e::send(&agent, "GET", &url, &[], None).status, 200);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let shares = lane_shares(&host, before);
+    assert!(
+        shares.iter().all(|&s| s > 0.25),
+        "eight connections were not spread over both serving threads: {shares:?} of their CPU"
+    );
+    host.terminate();
+}
+
 #[test]
 fn outgoing_http_only_to_allowed_hosts() {
     let files = TempDir::new("upstream");

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::handler::{HandlerState, Instance, ProxyHandler, ProxyPre};
+use wasmtime_wasi_http::handler::{Instance, ProxyPre};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::epoch;
@@ -139,9 +139,8 @@ impl ResourceLimiter for GuestLimits {
 /// What the request path passes with each request into the handler.
 pub type RequestData = Arc<RequestTrace>;
 
-/// Handles requests for one version of one component.
-pub type VersionHandler = ProxyHandler<VersionState>;
-
+/// What the instances of one version are made from: its pre-instantiated component, grants
+/// and limits (shared by the version's lanes, see `lane`).
 pub struct VersionState {
     engine: Engine,
     epoch_deadlines: bool,
@@ -220,12 +219,11 @@ impl VersionState {
     }
 }
 
-impl HandlerState for VersionState {
-    type StoreData = GuestState;
-    type WorkerExpiration = Expiration;
-    type WorkerState = Worker;
-
-    async fn instantiate(&self) -> wasmtime::Result<Instance<GuestState, Expiration, Worker>> {
+impl VersionState {
+    /// A new store and instance: what wasmtime-wasi-http's `ProxyHandler` asks a lane for.
+    pub(super) async fn instantiate(
+        &self,
+    ) -> wasmtime::Result<Instance<GuestState, Expiration, Worker>> {
         let started = Instant::now();
         let mut store = self.new_store().map_err(wasmtime::Error::from_anyhow)?;
         let faults = store.data().faults.clone();

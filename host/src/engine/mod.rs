@@ -1,7 +1,7 @@
 //! Everything wasmtime, one concern per module: the engine's configuration and linker (here),
 //! the compiled-module cache (`cache`), which wasi:http world a component serves (`world`), the
-//! epoch ticker and deadlines (`epoch`), a guest's store and grants (`guest`), instance
-//! lifetime and reuse (`worker`), outbound HTTP (`outbound`) and failure classification
+//! epoch ticker and deadlines (`epoch`), a guest's store and grants (`guest`), a version's
+//! instance pool per serving thread (`lane`), instance lifetime and reuse (`worker`), outbound HTTP (`outbound`) and failure classification
 //! (`failure`).
 //!
 //! One [`Runtime`] holds the `Engine` (pooling allocator, epoch interruption, wide-arithmetic,
@@ -17,6 +17,7 @@ mod cache;
 mod epoch;
 mod failure;
 mod guest;
+mod lane;
 mod outbound;
 mod output;
 mod request;
@@ -29,11 +30,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
-use wasmtime_wasi_http::handler::{ProxyHandler, ProxyPre};
+use wasmtime_wasi_http::handler::ProxyPre;
 
 pub use epoch::EPOCH_TICK;
 pub use failure::{classify, Failure};
-pub use guest::{GuestState, InstancePolicy, RequestData, VersionHandler};
+pub use guest::{GuestState, InstancePolicy, RequestData};
+pub use lane::{current as current_lane, enter as enter_lane, VersionHandler};
 pub use request::{CancelOnDrop, RequestTrace, SlotHold};
 pub use world::World;
 
@@ -62,11 +64,14 @@ pub struct EngineSettings {
     /// Epoch interruption (CPU-time deadlines and yielding). Off only to measure its cost:
     /// without it a guest in an endless loop holds its thread until it ends.
     pub epoch_deadlines: bool,
+    /// Threads that serve public requests (see `lane`); every version gets a pool per lane.
+    pub serving_lanes: usize,
 }
 
 pub struct Runtime {
     engine: Engine,
     epoch_deadlines: bool,
+    serving_lanes: usize,
     linker: Linker<GuestState>,
     cache: cache::CompiledCache,
     capabilities: HostCapabilities,
@@ -117,6 +122,7 @@ impl Runtime {
         Ok(Runtime {
             engine,
             epoch_deadlines: settings.epoch_deadlines,
+            serving_lanes: settings.serving_lanes,
             linker,
             cache,
             capabilities: HostCapabilities::new(&settings.state_dir),
@@ -156,13 +162,16 @@ impl Runtime {
         pre: ProxyPre<GuestState>,
         policy: InstancePolicy,
     ) -> VersionHandler {
-        ProxyHandler::new(guest::VersionState::new(
-            self.engine.clone(),
-            self.epoch_deadlines,
-            pre,
-            policy,
-            self.metrics.clone(),
-        ))
+        VersionHandler::new(
+            guest::VersionState::new(
+                self.engine.clone(),
+                self.epoch_deadlines,
+                pre,
+                policy,
+                self.metrics.clone(),
+            ),
+            self.serving_lanes,
+        )
     }
 }
 

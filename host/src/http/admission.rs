@@ -1,7 +1,10 @@
 //! Admission: at most `max_concurrent_requests` guests execute at once (a slot is held until
 //! the response is done *and* the guest has stopped, see `engine::request`); up to
 //! `max_queued_requests` more wait (bounded by the request timeout); beyond that → 503 with
-//! `Retry-After`. Every place taken — an execution slot, a queue place, the in-flight gauge —
+//! `Retry-After`. The slots and queue places are shared out among the serving lanes
+//! ([`Admission::per_lane`]): a request waits only for a slot of its own lane, so a freed slot
+//! goes to a request on the same thread and never wakes another (one semaphore for all lanes
+//! cost a third of the requests/s at 64 connections, bench/analysis.md). Every place taken — an execution slot, a queue place, the in-flight gauge —
 //! is held by a value whose `Drop` gives it back, so a client that disconnects at any moment
 //! leaks nothing.
 
@@ -63,7 +66,32 @@ impl Drop for QueuePlace<'_> {
 }
 
 impl Admission {
-    pub fn new(max_concurrent: usize, max_queued: usize, max_wait: Duration) -> Admission {
+    /// `lanes` admissions whose slots and queue places add up to `max_concurrent` and
+    /// `max_queued`, shared out as evenly as they divide. Each lane needs a slot:
+    /// `lanes <= max_concurrent`.
+    pub fn per_lane(
+        lanes: usize,
+        max_concurrent: usize,
+        max_queued: usize,
+        max_wait: Duration,
+    ) -> Vec<Admission> {
+        assert!(
+            (1..=max_concurrent).contains(&lanes),
+            "{lanes} lanes for {max_concurrent} slots"
+        );
+        let share = |total: usize, lane: usize| total / lanes + usize::from(lane < total % lanes);
+        (0..lanes)
+            .map(|lane| {
+                Admission::new(
+                    share(max_concurrent, lane),
+                    share(max_queued, lane),
+                    max_wait,
+                )
+            })
+            .collect()
+    }
+
+    fn new(max_concurrent: usize, max_queued: usize, max_wait: Duration) -> Admission {
         Admission {
             executing: Arc::new(Semaphore::new(max_concurrent)),
             max_concurrent,
@@ -104,5 +132,34 @@ impl Admission {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_share_out_exactly_the_slots_and_queue_places() {
+        let wait = Duration::from_secs(1);
+        for (lanes, slots, queue, expect) in [
+            (1, 8, 256, vec![(8, 256)]),
+            (2, 8, 256, vec![(4, 128), (4, 128)]),
+            (2, 5, 3, vec![(3, 2), (2, 1)]),
+            (3, 4, 1, vec![(2, 1), (1, 0), (1, 0)]),
+            (4, 4, 0, vec![(1, 0); 4]),
+        ] {
+            let got: Vec<_> = Admission::per_lane(lanes, slots, queue, wait)
+                .iter()
+                .map(|a| (a.executing.available_permits(), a.max_queued))
+                .collect();
+            assert_eq!(got, expect, "{lanes} lanes, {slots} slots, {queue} queued");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "3 lanes for 2 slots")]
+    fn every_lane_needs_a_slot() {
+        Admission::per_lane(3, 2, 10, Duration::from_secs(1));
     }
 }

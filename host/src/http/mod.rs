@@ -1,9 +1,10 @@
-//! HTTP: the accept loop every listener runs (`serve`), the public request path (`public`,
-//! with `admission` and the response `body` guard), and the response helpers both listeners
-//! use (`response`).
+//! HTTP: the accept loop every listener runs (`serve`), the public listener's serving threads
+//! (`lanes`), the public request path (`public`, with `admission` and the response `body`
+//! guard), and the response helpers both listeners use (`response`).
 
 mod admission;
 mod body;
+pub mod lanes;
 pub mod public;
 pub mod response;
 mod serve;

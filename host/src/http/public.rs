@@ -47,23 +47,33 @@ pub struct Public {
     deployments: Arc<Deployments>,
     limits: AppLimits,
     metrics: Arc<Metrics>,
-    admission: Admission,
+    /// One per serving lane.
+    admission: Box<[Admission]>,
     request_ids: RequestIds,
 }
 
 impl Public {
+    /// The admission of the lane this request is served on.
+    fn lane_admission(&self) -> &Admission {
+        let lane = crate::engine::current_lane().unwrap_or(0);
+        &self.admission[lane.min(self.admission.len() - 1)]
+    }
+
     pub fn new(
         router: Router<ComponentId>,
         deployments: Arc<Deployments>,
         limits: AppLimits,
         metrics: Arc<Metrics>,
+        lanes: usize,
     ) -> Public {
         Public {
-            admission: Admission::new(
+            admission: Admission::per_lane(
+                lanes,
                 limits.max_concurrent_requests,
                 limits.max_queued_requests,
                 limits.request_timeout,
-            ),
+            )
+            .into(),
             request_ids: RequestIds::new(),
             router,
             deployments,
@@ -208,7 +218,7 @@ async fn dispatch(
     answered.version = Some(version.name.clone());
     let response = match read_body(public, parts, &mut body).await {
         Err(response) => response,
-        Ok(bytes) => match public.admission.admit(&public.metrics).await {
+        Ok(bytes) => match public.lane_admission().admit(&public.metrics).await {
             Err(response) => response,
             Ok(slot_permit) => {
                 let req = guest_request(parts, bytes, request_id);

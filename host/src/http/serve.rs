@@ -24,6 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use super::lanes::{LaneConnection, LaneTurn};
 use super::response::ResponseBody;
 use crate::spec::AppLimits;
 
@@ -109,12 +110,8 @@ where
     S: Fn(Request<Incoming>, &Connection) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
-    async fn connection<I>(
-        self,
-        io: I,
-        connection: Connection,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    ) where
+    async fn connection<I>(self, io: I, connection: Connection, held: Held)
+    where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let peer = connection.peer;
@@ -141,16 +138,27 @@ where
                 "response still on its way at the request deadline (slow or stalled client); closing the connection"
             ),
         }
-        drop(permit);
+        drop(held);
     }
 }
 
+/// What an open connection holds until it ends: its place under the cap on open connections
+/// and, on a lane, its count there.
+struct Held {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _lane: Option<LaneConnection>,
+}
+
 /// Serves HTTP/1.1 (over TLS when `tls` is given) on `listener` with `service` until
-/// `shutdown` fires, then lets in-flight requests finish (bounded by `drain`).
+/// `shutdown` fires, then lets in-flight requests finish (bounded by `drain`). A connection is
+/// accepted only with a permit from `connections` (shared by the loops that share a listener)
+/// and, for a serving lane, when it is the lane's `turn`.
 pub async fn serve<S, F>(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: AppLimits,
+    connections: Arc<Semaphore>,
+    turn: Option<LaneTurn>,
     service: S,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     drain: Duration,
@@ -171,11 +179,13 @@ pub async fn serve<S, F>(
         // hyper's default is 100 on the stack; another value moves headers to the heap.
         builder.max_headers(limits.max_headers);
     }
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let (stream, peer, permit) = tokio::select! {
             accepted = async {
                 let permit = connections.clone().acquire_owned().await.expect("never closed");
+                if let Some(turn) = &turn {
+                    turn.wait().await;
+                }
                 (listener.accept().await, permit)
             } => match accepted {
                 (Ok((stream, peer)), permit) => (stream, peer, permit),
@@ -189,6 +199,10 @@ pub async fn serve<S, F>(
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
+        let held = Held {
+            _permit: permit,
+            _lane: turn.as_ref().map(LaneTurn::opened),
+        };
         let connection = Connection {
             peer,
             response_deadline: Arc::default(),
@@ -200,13 +214,13 @@ pub async fn serve<S, F>(
         };
         match &tls {
             None => {
-                tokio::spawn(served.connection(stream, connection, permit));
+                tokio::spawn(served.connection(stream, connection, held));
             }
             Some(tls) => {
                 let (tls, handshake_timeout) = (tls.clone(), limits.header_read_timeout);
                 tokio::spawn(async move {
                     match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => served.connection(stream, connection, permit).await,
+                        Ok(Ok(stream)) => served.connection(stream, connection, held).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }

@@ -173,6 +173,11 @@ impl Server {
     pub fn minor_faults(&self) -> Result<u64> {
         minor_faults(self.pid())
     }
+
+    /// CPU time used so far by the threads named `name`.
+    pub fn thread_cpu_time(&self, name: &str) -> Result<Duration> {
+        thread_cpu_time(self.pid(), name)
+    }
 }
 
 impl Drop for Server {
@@ -224,6 +229,32 @@ pub fn cpu_time(pid: u32) -> Result<Duration> {
     // utime and stime, in clock ticks of 10 ms (USER_HZ, fixed at 100 by the kernel ABI).
     let [utime, stime] = stat_fields(pid, [14, 15])?;
     Ok(Duration::from_millis((utime + stime) * 10))
+}
+
+/// CPU time the threads of process `pid` named `name` (their `comm`, at most 15 bytes) have
+/// run so far, to the nanosecond (the scheduler's own count, `/proc/PID/task/TID/schedstat`,
+/// where `stat` rounds down to 10 ms ticks); an error if it has no such thread.
+pub fn thread_cpu_time(pid: u32, name: &str) -> Result<Duration> {
+    let mut total = None;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let task = task?.path();
+        // A thread may end between the listing and the reads: skip it.
+        let (Ok(comm), Ok(schedstat)) = (
+            std::fs::read_to_string(task.join("comm")),
+            std::fs::read_to_string(task.join("schedstat")),
+        ) else {
+            continue;
+        };
+        if comm.trim_end_matches('\n') == name {
+            let ns: u64 = schedstat
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse().ok())
+                .ok_or_else(|| anyhow!("odd {}: {schedstat:?}", task.display()))?;
+            total = Some(total.unwrap_or(Duration::ZERO) + Duration::from_nanos(ns));
+        }
+    }
+    total.ok_or_else(|| anyhow!("process {pid} has no thread named {name:?}"))
 }
 
 /// Minor page faults process `pid` has taken so far (all threads): each one a page the kernel
@@ -361,6 +392,37 @@ mod tests {
             x = x.wrapping_add(std::hint::black_box(1));
         }
         assert!(x > 0 && cpu_time(me).unwrap() > before);
+    }
+
+    #[test]
+    fn thread_cpu_time_counts_the_named_threads_only() {
+        let me = std::process::id();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let (spun, spinning) = std::sync::mpsc::channel::<()>();
+        let spinner = std::thread::Builder::new()
+            .name("devkit-spinner".into())
+            .spawn(move || {
+                let t = Instant::now();
+                let mut x = 0u64;
+                while t.elapsed() < Duration::from_millis(80) {
+                    x = x.wrapping_add(std::hint::black_box(1));
+                }
+                spun.send(()).unwrap();
+                let _ = wait.recv();
+                x
+            })
+            .unwrap();
+        spinning.recv().unwrap();
+        let spinner_time = thread_cpu_time(me, "devkit-spinner").unwrap();
+        let err = thread_cpu_time(me, "devkit-nobody").unwrap_err();
+        done.send(()).unwrap();
+        assert!(spinner.join().unwrap() > 0);
+        assert!(
+            spinner_time >= Duration::from_millis(30),
+            "{spinner_time:?}"
+        );
+        assert!(spinner_time < cpu_time(me).unwrap() + Duration::from_millis(10));
+        assert!(format!("{err:#}").contains("no thread named"), "{err:#}");
     }
 
     #[test]
