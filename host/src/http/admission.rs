@@ -4,9 +4,9 @@
 //! `Retry-After`. The slots and queue places are shared out among the serving lanes
 //! ([`Admission::per_lane`]): a request waits only for a slot of its own lane, so a freed slot
 //! goes to a request on the same thread and never wakes another (one semaphore for all lanes
-//! cost a third of the requests/s at 64 connections, bench/analysis.md). Every place taken — an execution slot, a queue place, the in-flight gauge —
-//! is held by a value whose `Drop` gives it back, so a client that disconnects at any moment
-//! leaks nothing.
+//! cost a third of the requests/s at 64 connections, bench/analysis.md). Every place taken —
+//! an execution slot, a queue place, the in-flight gauge — is held by a value whose `Drop`
+//! gives it back, so a client that disconnects at any moment leaks nothing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
