@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use super::access_log::{HandlerLatency, Mark};
 use super::log_cost::ROUTES;
 use super::oha::{self, OhaResult};
 use super::render::verdict;
@@ -41,6 +42,10 @@ pub struct LatencyRow {
     pub max_rps: f64,
     pub rate: f64,
     pub fnhost: OhaResult,
+    /// The same run by fnhost's access log: handler start → response head (none in results
+    /// from before it was kept).
+    #[serde(default)]
+    pub handler: Option<HandlerLatency>,
     /// The native control at the same rate.
     pub floor: OhaResult,
 }
@@ -99,11 +104,13 @@ pub fn run(ctx: &Ctx) -> Result<Latency> {
                     secs,
                 )
             };
+            let mark = Mark::now(&host.server);
             let fnhost = fixed(&format!("fnhost {mode}"), &host.addr)?;
+            let handler = mark.handler_latency(&host.server, fnhost.responses)?;
             let floor = fixed("native control", &native)?;
             println!(
-                "bench: {route} {mode} at {rate:.0} req/s: fnhost p99 {:.2} ms, native control p99 {:.2} ms",
-                fnhost.p99_ms, floor.p99_ms
+                "bench: {route} {mode} at {rate:.0} req/s: fnhost p99 {:.2} ms (in its handler {:.2} ms), native control p99 {:.2} ms",
+                fnhost.p99_ms, handler.p99_ms, floor.p99_ms
             );
             rows.push(LatencyRow {
                 mode: mode.to_string(),
@@ -111,6 +118,7 @@ pub fn run(ctx: &Ctx) -> Result<Latency> {
                 max_rps: max.rps,
                 rate,
                 fnhost,
+                handler: Some(handler),
                 floor,
             });
         }
@@ -149,7 +157,10 @@ pub fn render(l: &Latency) -> Result<(String, String)> {
         a fixed rate, an open loop), first to fnhost, then to the native control at the same \
         rate. The native control does microseconds of work per request, so its latency is the \
         floor that the machine (2 shared cores) and the load generator, which runs on the same \
-        cores, put under every number here. *fresh* and *reuse128* as in section 2b.\n"
+        cores, put under every number here. *In the handler*: the same run by fnhost's own \
+        access log (`ms`: handler start → response head), so what a tail owes to the handler \
+        and what to the socket, the wait for a core and the load generator can be told apart. \
+        *fresh* and *reuse128* as in section 2b.\n"
     )?;
     writeln!(md, "```sh")?;
     writeln!(md, "{}", fnhost_shown("spin-side-by-side.toml", ""))?;
@@ -169,19 +180,20 @@ pub fn render(l: &Latency) -> Result<(String, String)> {
     }
     writeln!(
         md,
-        "| route | mode | max (wrk) | fixed rate | fnhost p50 | fnhost p99 | native p50 | native p99 |"
+        "| route | mode | max (wrk) | fixed rate | fnhost p50 | fnhost p99 | in the handler: p50 / p99 | native p50 | native p99 |"
     )?;
-    writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|")?;
     for r in &l.rows {
         writeln!(
             md,
-            "| {} | {} | {:.0} req/s | {:.0} req/s | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} req/s | {:.0} req/s | {} | {} | {} | {} | {} |",
             r.route,
             r.mode,
             r.max_rps,
             r.rate,
             fmt_ms(r.fnhost.p50_ms),
             fmt_ms(r.fnhost.p99_ms),
+            handler_cell(r.handler.as_ref()),
             fmt_ms(r.floor.p50_ms),
             fmt_ms(r.floor.p99_ms)
         )?;
@@ -193,13 +205,24 @@ pub fn render(l: &Latency) -> Result<(String, String)> {
     Ok((headline, md))
 }
 
-/// `iris GET fresh 2.82 ms (floor 1.14 ms), …`: each row's p99 beside the native control's.
+/// `410 µs / 1.20 ms`, or a dash for results from before the handler's times were kept.
+pub fn handler_cell(h: Option<&HandlerLatency>) -> String {
+    h.map_or("—".into(), |h| {
+        format!("{} / {}", fmt_ms(h.p50_ms), fmt_ms(h.p99_ms))
+    })
+}
+
+/// `iris GET fresh 2.82 ms (in the handler 1.20 ms, floor 1.14 ms), …`: each row's p99 beside
+/// its handler's and the native control's.
 fn p99_list(l: &Latency) -> String {
     l.rows
         .iter()
         .map(|r| {
+            let handler = r.handler.as_ref().map_or(String::new(), |h| {
+                format!("in the handler {}, ", fmt_ms(h.p99_ms))
+            });
             format!(
-                "{} {} {} (floor {})",
+                "{} {} {} ({handler}floor {})",
                 r.route,
                 r.mode,
                 fmt_ms(r.fnhost.p99_ms),

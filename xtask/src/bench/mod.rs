@@ -42,6 +42,7 @@
 //! Every server is started by this code and stopped by its PID (also on failure). Load comes
 //! from [`wrk`] (closed loop, the maximum rate) and [`oha`] (a fixed rate, for latency).
 
+mod access_log;
 mod latency;
 mod live_update;
 mod log_cost;

@@ -18,6 +18,7 @@ use anyhow::{ensure, Context, Result};
 use devkit::process::Server;
 use serde::{Deserialize, Serialize};
 
+use super::access_log::{HandlerLatency, Mark};
 use super::oha::{self, OhaResult};
 use super::render::verdict;
 use super::servers::{http, write_manifest, Fnhost};
@@ -71,6 +72,9 @@ pub struct FixedRate {
     pub batch: u32,
     pub target_rps: f64,
     pub oha: OhaResult,
+    /// fnhost's rows: the same run by its access log (handler start → response head).
+    #[serde(default)]
+    pub handler: Option<HandlerLatency>,
 }
 
 impl ModelServing {
@@ -167,6 +171,7 @@ pub fn run(ctx: &Ctx) -> Result<ModelServing> {
                 .context("batch 1 was measured")?;
             let target = (max1 / 2.0).floor().max(1.0);
             let url = format!("http://{}{}", host.addr, infer_path(MODEL));
+            let mark = Mark::now(&host.server);
             let o = oha::run(
                 server,
                 oha,
@@ -176,15 +181,17 @@ pub fn run(ctx: &Ctx) -> Result<ModelServing> {
                 CONNS,
                 seconds,
             )?;
+            let handler = mark.handler_latency(&host.server, o.responses)?;
             println!(
-                "bench: {server} at {target:.0} req/s: p99 {:.2} ms",
-                o.p99_ms
+                "bench: {server} at {target:.0} req/s: p99 {:.2} ms (in its handler {:.2} ms)",
+                o.p99_ms, handler.p99_ms
             );
             fixed_rate.push(FixedRate {
                 server: server.to_string(),
                 batch: 1,
                 target_rps: target,
                 oha: o,
+                handler: Some(handler),
             });
         }
     }
@@ -206,6 +213,7 @@ pub fn run(ctx: &Ctx) -> Result<ModelServing> {
             batch: 1,
             target_rps: target,
             oha: o,
+            handler: None,
         });
     }
 
@@ -464,7 +472,9 @@ pub fn render(m: &ModelServing) -> Result<(String, String)> {
          {CONNS} connections, {} s per run. Latency at a fixed rate: oha `-q` at half of \
          fnhost's maximum rate at batch 1; at the same rate, the native control's iris GET \
          (`target/release/native-control`, microseconds of work per request) measures the floor \
-         that the machine and the load generator put under every p99 here.\n",
+         that the machine and the load generator put under every p99 here; fnhost's own access \
+         log (`ms`: handler start → response head) gives the same run's times inside its \
+         handler.\n",
         m.model, m.seconds
     )?;
     writeln!(md, "```sh")?;
@@ -495,19 +505,20 @@ pub fn render(m: &ModelServing) -> Result<(String, String)> {
     if !m.fixed_rate.is_empty() {
         writeln!(
             md,
-            "\n| server (batch 1) | fixed rate | achieved | success | p50 | p99 |"
+            "\n| server (batch 1) | fixed rate | achieved | success | p50 | p99 | in fnhost's handler: p50 / p99 |"
         )?;
-        writeln!(md, "|---|---:|---:|---:|---:|---:|")?;
+        writeln!(md, "|---|---:|---:|---:|---:|---:|---:|")?;
         for f in &m.fixed_rate {
             writeln!(
                 md,
-                "| {} | {:.0} req/s | {:.0} req/s | {:.1} % | {} | {} |",
+                "| {} | {:.0} req/s | {:.0} req/s | {:.1} % | {} | {} | {} |",
                 f.server,
                 f.target_rps,
                 f.oha.rps,
                 f.oha.success_rate * 100.0,
                 super::stats::fmt_ms(f.oha.p50_ms),
-                super::stats::fmt_ms(f.oha.p99_ms)
+                super::stats::fmt_ms(f.oha.p99_ms),
+                super::latency::handler_cell(f.handler.as_ref())
             )?;
         }
     }

@@ -21,6 +21,9 @@ pub struct OhaResult {
     pub non_200: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// Answers oha received, whatever their status (0 in results from before it was kept).
+    #[serde(default)]
+    pub responses: u64,
 }
 
 /// oha, installed from crates.io (`cargo install --locked`) when it is not in cargo's bin
@@ -119,6 +122,7 @@ pub fn parse(text: &str) -> Result<OhaResult> {
             .sum(),
         p50_ms: j.latency_percentiles.p50.context("no p50")? * 1e3,
         p99_ms: j.latency_percentiles.p99.context("no p99")? * 1e3,
+        responses: j.status_codes.values().sum(),
     })
 }
 
@@ -139,7 +143,8 @@ mod tests {
                 success_rate: 1.0,
                 non_200: 10,
                 p50_ms: 0.4,
-                p99_ms: 2.1
+                p99_ms: 2.1,
+                responses: 5000,
             }
         );
     }

@@ -14,6 +14,17 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// The `q` quantile (0 < q ≤ 1) by nearest rank, as load generators report them: the smallest
+/// value with at least `q` of all values at or below it (NaN for none).
+pub fn percentile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n => s[((q * n as f64).ceil() as usize).clamp(1, n) - 1],
+    }
+}
+
 /// Runs as the tables show them: rounded, comma-separated, in order.
 pub fn runs(v: &[f64]) -> String {
     v.iter()
@@ -59,6 +70,12 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&[]).is_nan());
+        let hundred: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(percentile(&hundred, 0.5), 50.0);
+        assert_eq!(percentile(&hundred, 0.99), 99.0);
+        assert_eq!(percentile(&hundred, 1.0), 100.0);
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+        assert!(percentile(&[], 0.5).is_nan());
         assert_eq!(fmt_s(0.000_25), "250.0 µs");
         assert_eq!(fmt_s(0.724_17), "724.17 ms");
         assert_eq!(fmt_s(9.214), "9.21 s");
