@@ -9,11 +9,12 @@
 //! connections, the other idle). Among lanes with equally many, the one waiting on the socket
 //! wins: a busy lane polls it later. A guest that computes for long yields to its lane's other
 //! connections at every epoch tick (`engine::epoch`). The cap on open connections is one
-//! semaphore for all lanes.
+//! semaphore for all lanes. No lane accepts before every lane's thread runs, so a host that
+//! answered once serves on all of them.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -47,6 +48,10 @@ where
         per_lane: (0..lanes).map(|_| AtomicUsize::new(0)).collect(),
         changed: Notify::new(),
     });
+    // A thread takes its name (and its lane) only once it first runs; on a busy machine that
+    // can be after another lane has answered (seen: a CI run found no `fnhost-lane-1` after
+    // the first answer). Each lane waits for the others before it accepts.
+    let all_running = Arc::new(Barrier::new(lanes));
     let mut threads = Vec::with_capacity(lanes);
     for lane in 0..lanes {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -65,10 +70,12 @@ where
         };
         let (limits, service, shutdown) = (limits.clone(), service.clone(), shutdown.clone());
         let (connections, open) = (connections.clone(), open.clone());
+        let all_running = all_running.clone();
         let thread = std::thread::Builder::new()
             .name(format!("fnhost-lane-{lane}"))
             .spawn(move || {
                 crate::engine::enter_lane(lane);
+                all_running.wait();
                 let turn = LaneTurn { open, lane };
                 rt.block_on(serve(
                     listener,
