@@ -98,6 +98,31 @@ fn ensure_wasm_target() -> Result<()> {
     run(Command::new("rustup").args(["target", "add", "wasm32-wasip2"]))
 }
 
+/// The host's test that a written page swapped out is still reset for the next instance
+/// (host/src/engine/mod.rs) needs swap to page it out: a machine without any gets a 256 MiB
+/// swap file in the target directory (root only, like the packages `.ci/run` installs).
+fn ensure_swap() -> Result<()> {
+    let swaps = std::fs::read_to_string("/proc/swaps").context("reading /proc/swaps")?;
+    if swaps.lines().count() > 1 {
+        return Ok(());
+    }
+    let file = target_dir().join("test.swap");
+    let path = file
+        .to_str()
+        .context("the target directory's path is not UTF-8")?;
+    println!("== no swap on this machine: turning on {path} for the tests");
+    std::fs::create_dir_all(target_dir())?;
+    if !file.exists() {
+        // swapon refuses a sparse file: the blocks must be allocated.
+        run(Command::new("fallocate").args(["-l", "256M", path]))?;
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        run(Command::new("mkswap").arg(path))?;
+    }
+    run(Command::new("swapon").arg(path)).context(
+        "turning on swap for the tests (needs root; or turn on any swap yourself and run again)",
+    )
+}
+
 /// Builds the components (and the test components when `with_tests`), then whatever else
 /// `spin.toml` says how to build (`[component.NAME.build]`, e.g. a component `fnhost new`
 /// added; in the Spin SDK venv, activated, so a Python component's componentize-py finds the
@@ -171,6 +196,7 @@ pub fn up(args: &[String]) -> Result<()> {
 /// What CI runs: every test suite, then the quick benchmark.
 pub fn test() -> Result<()> {
     let root = root();
+    ensure_swap()?;
     build(true)?;
     let mut t = cargo();
     t.args(["test", "--release"]);
