@@ -314,8 +314,9 @@ fn pi_v0_python_digits_match_the_reference() {
 /// faults. CPython writes all over its 18.6 MiB heap snapshot; each page faulted in again
 /// costs a copy and, with the other core running the host too, a TLB shootdown: about two
 /// thirds of a request's CPU while the pooling allocator reset only the first 32 runs of
-/// written pages in place and decommitted the rest, as wasmtime 48's scan does (569 faults per
-/// request; the vendored wasmtime goes on past 32 runs: vendor/README.md, bench/analysis.md).
+/// written pages in place and decommitted the rest, as wasmtime 48's scan does (554 faults
+/// per request in this test; the vendored wasmtime goes on past 32 runs: vendor/README.md,
+/// bench/analysis.md).
 #[test]
 fn a_fresh_python_instance_per_request_takes_no_page_faults() {
     let (_dir, host) = pi_fixture();
