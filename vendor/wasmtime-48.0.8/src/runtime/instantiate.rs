@@ -25,6 +25,25 @@ pub struct CompiledModule {
     index: Arc<CompiledFunctionsTable>,
     /// Sorted list, by function index, of names we have for this module.
     func_names: Vec<FunctionName>,
+    /// Where each defined function's code and array-to-wasm trampoline
+    /// start in the text section, looked up once here: an instance fills in
+    /// a `VMFuncRef` for every function its element segments, `ref.func`s
+    /// and exports name, and a module that is dynamically linked into a
+    /// component (CPython's, thousands of functions in a shared table) asks
+    /// for all of them at every instantiation (fnhost patch: upstream looks
+    /// both up in `index` for every one, two binary searches).
+    func_ref_code: Box<[FuncRefCode]>,
+}
+
+/// Text-section offsets of one defined function's entry points (see
+/// `CompiledModule::func_ref_code`).
+#[derive(Clone, Copy)]
+pub struct FuncRefCode {
+    /// Start of the array-to-wasm trampoline, or `u32::MAX` when the function
+    /// does not escape and has none.
+    pub array_call: u32,
+    /// Start of the function's wasm-ABI code.
+    pub wasm_call: u32,
 }
 
 impl CompiledModule {
@@ -51,13 +70,25 @@ impl CompiledModule {
         index: Arc<CompiledFunctionsTable>,
         profiler: &dyn ProfilingAgent,
     ) -> Result<Self> {
+        let module = info.module;
+        let func_ref_code = module
+            .defined_func_indices()
+            .map(|i| {
+                let code = |key| index.func_loc(key).map_or(u32::MAX, |loc| loc.start);
+                FuncRefCode {
+                    array_call: code(FuncKey::ArrayToWasmTrampoline(module.module_index, i)),
+                    wasm_call: code(FuncKey::DefinedWasmFunction(module.module_index, i)),
+                }
+            })
+            .collect();
         let mut ret = Self {
             unique_id: CompiledModuleId::new(),
             engine_code,
-            module: try_new::<Arc<_>>(info.module)?,
+            module: try_new::<Arc<_>>(module)?,
             meta: info.meta,
             index,
             func_names: info.func_names,
+            func_ref_code,
         };
         ret.register_profiling(profiler)?;
 
@@ -163,6 +194,13 @@ impl CompiledModule {
             }
             _ => None,
         }
+    }
+
+    /// Where the defined function `index`'s entry points start in the text
+    /// section.
+    #[inline]
+    pub fn func_ref_code(&self, index: DefinedFuncIndex) -> FuncRefCode {
+        self.func_ref_code[index.as_u32() as usize]
     }
 
     /// Gets the function location information for a given function index.

@@ -880,17 +880,24 @@ impl Instance {
         let func = &module.functions[index];
         let type_index = func.signature.unwrap_engine_type_index();
         let vmctx_offset = self.offsets().vmctx_func_ref(func.func_ref);
-        let array_to_wasm_key = FuncKey::ArrayToWasmTrampoline(module.module_index, def_index);
-        let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
-        // SAFETY: the type/offset/keys here are all valid for the defined
+        // The entry points' offsets were looked up when the module was loaded
+        // (`CompiledModule::func_ref_code`): a dynamically linked module
+        // initializes thousands of these per instantiation.
+        let code = self
+            .runtime_module()
+            .expect("funcref impossible in fake module")
+            .compiled_module()
+            .func_ref_code(def_index);
+        debug_assert_ne!(code.array_call, u32::MAX, "funcref to a non-escaping function");
+        // SAFETY: the type/offset/code here are all valid for the defined
         // function at `def_index`.
         unsafe {
             self.initialize_and_return_funcref(
                 registry,
                 type_index,
                 vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
+                code.array_call as usize,
+                code.wasm_call as usize,
             )
         }
     }
@@ -907,17 +914,23 @@ impl Instance {
             }
         };
         let vmctx_offset = self.offsets().vmctx_startup_func_ref();
+        let compiled = self
+            .runtime_module()
+            .expect("funcref impossible in fake module")
+            .compiled_module();
         let array_to_wasm_key = FuncKey::ModuleStartup(Abi::Array, module.module_index);
         let wasm_key = FuncKey::ModuleStartup(Abi::Wasm, module.module_index);
-        // SAFETY: the type/offset/keys here are all valid for the module
+        let array_to_wasm = compiled.function_range(array_to_wasm_key).start;
+        let wasm = compiled.function_range(wasm_key).start;
+        // SAFETY: the type/offset/code here are all valid for the module
         // startup function.
         unsafe {
             self.initialize_and_return_funcref(
                 registry,
                 type_index,
                 vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
+                array_to_wasm,
+                wasm,
             )
         }
     }
@@ -930,14 +943,16 @@ impl Instance {
     /// This function requires that `type_index` accurately describes this
     /// function and `vmctx_offset` is indeed the correct offset for the
     /// functions here. Effectively all the arguments here must be "logically
-    /// correct" for the `VMFuncRef` being initialized.
+    /// correct" for the `VMFuncRef` being initialized: `array_to_wasm` and
+    /// `wasm` are where the function's two entry points start in the module's
+    /// text section.
     unsafe fn initialize_and_return_funcref(
         self: Pin<&mut Self>,
         registry: &ModuleRegistry,
         type_index: VMSharedTypeIndex,
         vmctx_offset: u32,
-        array_to_wasm_key: FuncKey,
-        wasm_key: FuncKey,
+        array_to_wasm: usize,
+        wasm: usize,
     ) -> Option<NonNull<VMFuncRef>> {
         // For now, we eagerly initialize an funcref struct in-place whenever
         // asked for a reference to it. This is mostly fine, because in practice
@@ -967,13 +982,13 @@ impl Instance {
         )
         .expect("module not in store");
 
-        let array_call =
-            VmPtr::from(NonNull::from(module_with_code.function(array_to_wasm_key)).cast());
+        let text = module_with_code.text();
+
+        let array_call = VmPtr::from(NonNull::from(&text[array_to_wasm..]).cast());
 
         let wasm_call = Some(VmPtr::from(
             NonNull::new(
-                module_with_code
-                    .function(wasm_key)
+                text[wasm..]
                     .as_ptr()
                     .cast::<VMWasmCallFunction>()
                     .cast_mut(),
