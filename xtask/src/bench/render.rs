@@ -970,10 +970,17 @@ fn python_pi(p: &PythonPi) -> Result<(String, String)> {
         `pi_python.wasm` ({:.1} MB, CPython 3.14 inside) and served by fnhost with a fresh instance \
         per request and with `instance_reuse = 128`; and run natively by CPython under Flask \
         (`flask_app.py`, Flask's threaded server, as the original service ran). wrk for {} s per \
-        run{}; every answer checked before and after each run.\n",
+        run{}{}; every answer checked before and after each run.\n",
         p.component_bytes as f64 / 1e6,
         p.seconds_per_run,
-        if p.seconds_per_run > 2 { " after an unrecorded 1-second warm-up" } else { "" })?;
+        if p.seconds_per_run > 2 { " after an unrecorded 1-second warm-up" } else { "" },
+        if p.rounds > 1 {
+            format!(", in each of {} rounds: every server is started anew for each round, they take \
+                their turns in the opposite order in odd rounds, and a cell shows the median round \
+                (the rounds' req/s in brackets)", p.rounds)
+        } else {
+            String::new()
+        })?;
     writeln!(md, "```sh")?;
     for (name, command) in &p.servers {
         writeln!(md, "{command}   # {name}")?;
@@ -990,18 +997,24 @@ fn python_pi(p: &PythonPi) -> Result<(String, String)> {
     writeln!(md, "|---|---:|---:|---:|---:|---:|")?;
     for server in PYTHON_SERVERS {
         for r in p.runs.iter().filter(|r| r.server == server) {
+            let rounds = if r.rounds_req_per_s.len() > 1 {
+                format!(" ({})", runs(&r.rounds_req_per_s))
+            } else {
+                String::new()
+            };
             writeln!(
                 md,
-                "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms |",
+                "| {} | {} | {} | {:.0}{rounds} | {:.2} ms | {:.2} ms |",
                 r.server, r.ndigits, r.conns, r.wrk.rps, r.wrk.p50_ms, r.wrk.p99_ms
             )?;
         }
     }
     writeln!(md)?;
-    writeln!(md, "fnhost with a fresh instance per request: mean instantiation {:.0} µs over {} \
+    writeln!(md, "fnhost with a fresh instance per request (first round, its own {} s run at `ndigits=10`): \
+        mean instantiation {:.0} µs over {} \
         instantiations (`fnhost_instantiation_duration_seconds`); host RSS {:.0} MiB idle (the component \
-        compiled and loaded), {:.0} MiB at its peak with {} requests instantiating at once.\n",
-        p.instantiation_mean_us, p.instantiations,
+        loaded from the compile cache), {:.0} MiB at its peak with {} requests instantiating at once.\n",
+        p.seconds_per_run, p.instantiation_mean_us, p.instantiations,
         p.fnhost_idle_rss_kib as f64 / 1024.0, p.fnhost_peak_rss_kib as f64 / 1024.0, p.peak_conns)?;
     let c = *p.conns.last().unwrap_or(&16);
     let mut ratios = Vec::new();

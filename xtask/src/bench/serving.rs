@@ -208,11 +208,8 @@ pub fn run(ctx: &Ctx) -> Result<Serving> {
     }
     let runs = measured
         .into_iter()
-        .map(|(route, server, conns, mut runs)| {
-            let rounds_req_per_s: Vec<f64> = runs.iter().map(|w| w.rps).collect();
-            // The round with the median req/s stands for the cell, latencies included.
-            runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
-            let wrk = runs.swap_remove(runs.len() / 2);
+        .map(|(route, server, conns, runs)| {
+            let (rounds_req_per_s, wrk) = wrk::median_round(runs);
             ServeRun {
                 route,
                 server,

@@ -40,6 +40,16 @@ fn command(url: &str, conns: u32, secs: u32) -> Command {
     c
 }
 
+/// A cell measured in rounds: the req/s of every round, in order, and the round with the median
+/// req/s (the higher middle one of an even number), which stands for the cell, latencies
+/// included.
+pub fn median_round(mut rounds: Vec<WrkResult>) -> (Vec<f64>, WrkResult) {
+    let req_per_s = rounds.iter().map(|w| w.rps).collect();
+    rounds.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let median = rounds.swap_remove(rounds.len() / 2);
+    (req_per_s, median)
+}
+
 /// The wrk command as shown in the report (address replaced by `$ADDR`).
 pub fn shown(path: &str, conns: u32, secs: u32) -> String {
     format!(
@@ -176,5 +186,35 @@ Transfer/sec:      2.50MB
         );
         assert!(!w.clean());
         assert!(parse("Requests/sec: 1\n").is_err());
+    }
+
+    /// A cell is the round with the median req/s, its own latencies with it; the rounds' req/s
+    /// stay in the order measured.
+    #[test]
+    fn a_cell_is_its_median_round() {
+        let round = |rps: f64, p99_ms: f64| WrkResult {
+            rps,
+            p50_ms: 1.0,
+            p99_ms,
+            requests: 10,
+            non2xx: 0,
+            socket_errors: 0,
+        };
+        let (rounds, cell) = median_round(vec![
+            round(300.0, 9.0),
+            round(100.0, 1.0),
+            round(200.0, 5.0),
+        ]);
+        assert_eq!(rounds, [300.0, 100.0, 200.0]);
+        assert_eq!(cell, round(200.0, 5.0));
+        let (_, cell) = median_round(vec![
+            round(4.0, 4.0),
+            round(1.0, 1.0),
+            round(3.0, 3.0),
+            round(2.0, 2.0),
+        ]);
+        assert_eq!(cell, round(3.0, 3.0));
+        let (rounds, cell) = median_round(vec![round(7.0, 7.0)]);
+        assert_eq!((rounds, cell), (vec![7.0], round(7.0, 7.0)));
     }
 }
