@@ -144,6 +144,14 @@ pub struct Instance {
     /// cross-thread stuff used in `InstancePre`)
     store: Option<VMStoreRawPtr>,
 
+    /// The store's copy of this instance's module's text section, looked up
+    /// in the store's `ModuleRegistry` by the first funcref this instance
+    /// fills in and kept for the rest: a dynamically linked module fills in
+    /// thousands per instantiation, and each lookup is two B-tree searches.
+    /// The store's code for a module stays where it is while the store lives,
+    /// and the store outlives its instances.
+    store_text: Option<SendSyncPtr<[u8]>>,
+
     /// Additional context used by compiled wasm code. This field is last, and
     /// represents a dynamically-sized array that extends beyond the nominal
     /// end of the struct (similar to a flexible array member).
@@ -209,6 +217,7 @@ impl Instance {
             #[cfg(feature = "wmemcheck")]
             wmemcheck_state,
             store: None,
+            store_text: None,
             vmctx: OwnedVMContext::new(),
         })?;
 
@@ -947,7 +956,7 @@ impl Instance {
     /// `wasm` are where the function's two entry points start in the module's
     /// text section.
     unsafe fn initialize_and_return_funcref(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         registry: &ModuleRegistry,
         type_index: VMSharedTypeIndex,
         vmctx_offset: u32,
@@ -975,14 +984,24 @@ impl Instance {
         // it's better for instantiation performance if we don't have to track
         // "is-initialized" state at all!
 
-        let module_with_code = ModuleWithCode::in_store(
-            registry,
-            self.runtime_module()
-                .expect("funcref impossible in fake module"),
-        )
-        .expect("module not in store");
-
-        let text = module_with_code.text();
+        let text: &[u8] = match self.store_text {
+            // SAFETY: `store_text` points into the store's code for this
+            // module, which lives as long as the store (see the field).
+            Some(text) => unsafe { text.as_ref() },
+            None => {
+                let module_with_code = ModuleWithCode::in_store(
+                    registry,
+                    self.runtime_module()
+                        .expect("funcref impossible in fake module"),
+                )
+                .expect("module not in store");
+                let text = SendSyncPtr::from(module_with_code.text());
+                // SAFETY: not moving data out of `self`.
+                unsafe { self.as_mut().get_unchecked_mut() }.store_text = Some(text);
+                // SAFETY: as above.
+                unsafe { text.as_ref() }
+            }
+        };
 
         let array_call = VmPtr::from(NonNull::from(&text[array_to_wasm..]).cast());
 
