@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 
 use crate::admin::{self, Admin, AdminRoots};
 use crate::deployments::Deployments;
-use crate::engine::{EngineSettings, Runtime};
+use crate::engine::{EngineSettings, Profile, Runtime};
 use crate::http::{self, Public};
 use crate::logging::{self, LogFormat};
 use crate::manifest;
@@ -87,6 +87,11 @@ pub struct UpOptions {
     /// time out). Only for measuring what the timeouts cost; never in production.
     #[arg(long)]
     no_cpu_timeouts: bool,
+    /// Tell a profiler the names of the guests' compiled functions: `perfmap` writes
+    /// /tmp/perf-PID.map, which `perf report` reads (as `wasmtime --profile perfmap`). The map
+    /// grows with every module loaded; for profiling sessions, not for a long-running server.
+    #[arg(long, value_enum)]
+    profile: Option<Profile>,
     /// Threads serving public requests, each with its own instances (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
@@ -215,6 +220,7 @@ impl UpOptions {
             serving_lanes: self.serving_lanes(app),
             pooling: !self.no_pooling,
             epoch_deadlines: !self.no_cpu_timeouts,
+            profile: self.profile,
             // The pooling allocator's slots must fit the largest memory any component may have.
             max_memory_bytes: app
                 .components

@@ -1,5 +1,6 @@
 //! The host's foundation over real HTTP: routing, the pi contract, both wasi:http worlds,
-//! traps, manifest errors at start-up, the compiled-module cache and graceful shutdown.
+//! traps, manifest errors at start-up, the compiled-module cache, the profiler map and graceful
+//! shutdown.
 
 use std::time::Duration;
 
@@ -269,6 +270,55 @@ fn restart_uses_the_compiled_cache() {
         "{log}"
     );
     assert!(!log.contains("cache miss"), "recompiled on restart:\n{log}");
+}
+
+/// `--profile perfmap` tells `perf` the names of the guests' compiled functions, for modules
+/// loaded from the compiled cache too (the usual case after the first start); without it no map
+/// is written.
+#[test]
+fn profile_perfmap_names_the_guests_functions() {
+    let dir = fixture();
+    let cache = dir.join("cache");
+    let map_of = |host: &Host| std::path::PathBuf::from(format!("/tmp/perf-{}.map", host.pid()));
+    for profile in [false, true] {
+        let mut start = Start::new(dir.path());
+        start.cache_dir = Some(&cache);
+        if profile {
+            start.extra_args = ["--profile", "perfmap"].map(String::from).to_vec();
+        }
+        let host = Host::try_start(start).unwrap();
+        assert_eq!(host.get("/api/v0/pi?ndigits=3").status, 200);
+        let map_path = map_of(&host);
+        let map = std::fs::read_to_string(&map_path);
+        let _ = std::fs::remove_file(&map_path);
+        if !profile {
+            assert!(
+                map.is_err(),
+                "{} written without --profile",
+                map_path.display()
+            );
+            continue;
+        }
+        assert!(
+            host.log_text()
+                .contains("loaded compiled module from cache"),
+            "the profiled host should load from the cache:\n{}",
+            host.log_text()
+        );
+        let map = map.unwrap_or_else(|e| panic!("{}: {e}", map_path.display()));
+        // perf's map format: start address and size in hex, then the symbol.
+        let named = |needle: &str| {
+            map.lines().any(|line| {
+                let mut fields = line.splitn(3, ' ');
+                let (start, size, name) = (fields.next(), fields.next(), fields.next());
+                start.is_some_and(|s| s.starts_with("0x"))
+                    && size.is_some_and(|s| u64::from_str_radix(s, 16).is_ok())
+                    && name.is_some_and(|n| n.contains(needle))
+            })
+        };
+        assert!(named("pi_core::"), "no pi-core function in the map");
+        assert!(named("test_faults::"), "no test-faults function in the map");
+    }
 }
 
 #[test]

@@ -68,6 +68,15 @@ pub struct EngineSettings {
     pub epoch_deadlines: bool,
     /// Threads that serve public requests (see `lane`); every version gets a pool per lane.
     pub serving_lanes: usize,
+    /// Which profiler, if any, learns the names of compiled guest functions.
+    pub profile: Option<Profile>,
+}
+
+/// A profiler the engine describes its compiled code to (`fnhost up --profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// /tmp/perf-PID.map, read by Linux `perf report`.
+    Perfmap,
 }
 
 pub struct Runtime {
@@ -101,6 +110,9 @@ impl Runtime {
         // No wasm backtraces: a trap becomes a 500 either way, and capturing them costs CPU on
         // every trap (and, for WASIp3, on every request when RUST_BACKTRACE is set).
         config.wasm_backtrace_max_frames(None);
+        if settings.profile == Some(Profile::Perfmap) {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if settings.pooling {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(
                 settings.max_memory_bytes,

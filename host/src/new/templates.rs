@@ -1,6 +1,6 @@
 //! The templates of `fnhost new`, compiled into the binary from the repository's `templates/`
 //! directory (so a released `fnhost` scaffolds without the repository), and their one
-//! placeholder rule: `{{name}}` is the component id, `{{crate}}` the id with `-` as `_`,
+//! parameter rule: `{{name}}` is the component id, `{{crate}}` the id with `-` as `_`,
 //! `{{app}}` the application's name, `{{source}}` the module path.
 
 /// The manifest of a new application.
@@ -16,9 +16,9 @@ pub const ONNX_SHARED_ROUTES: &str =
 pub struct Template {
     pub component: &'static str,
     pub files: &'static [(&'static str, &'static str)],
-    /// Directories (relative, with placeholders) that are Cargo packages to add to the workspace.
+    /// Directories (relative, with template parameters) that are Cargo packages to add to the workspace.
     pub crates: &'static [&'static str],
-    /// How to build what was written (with placeholders), told after writing it.
+    /// How to build what was written (with template parameters), told after writing it.
     pub build_note: Option<&'static str>,
 }
 
@@ -98,14 +98,14 @@ pub const HTTP_PYTHON: Template = Template {
     ),
 };
 
-/// The values of the placeholders.
+/// The values of the template parameters.
 pub struct Values<'a> {
     pub name: &'a str,
     pub app: &'a str,
     pub source: &'a str,
 }
 
-/// `text` with every placeholder replaced.
+/// `text` with every template parameter replaced.
 pub fn render(text: &str, v: &Values) -> String {
     text.replace("{{name}}", v.name)
         .replace("{{crate}}", &v.name.replace('-', "_"))
@@ -159,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_are_replaced() {
+    fn template_parameters_are_replaced() {
         let v = Values {
             name: "my-model",
             app: "shop",
